@@ -1,0 +1,74 @@
+"""Tapedeck: record/replay testing toolkit and mock server for LLM provider APIs.
+
+The public API is exactly ``__all__`` (a test pins it). Everything else is internal.
+"""
+
+from mockserver.app import ServerState, make_app
+from mockserver.cassettes import DEFAULT_REDACTION, Redaction, dump, dumps, load, loads, redact
+from mockserver.checks import lint_exchange, lint_file, validate
+from mockserver.dialects import DIALECTS, resolve, sdk_environment
+from mockserver.errors import (
+    BadRequest,
+    CassetteFormatError,
+    CassetteNotFoundError,
+    NoMatchingExchange,
+    TapedeckError,
+    UnknownRoute,
+    UnsafeCassetteName,
+)
+from mockserver.library import Entry, Library, Miss, Player
+from mockserver.model import (
+    Dialect,
+    Event,
+    Exchange,
+    Framing,
+    Request,
+    Response,
+    Route,
+    Script,
+    Timing,
+    ToolCall,
+    Violation,
+)
+from mockserver.runner import BackgroundServer
+
+__all__ = [
+    "DEFAULT_REDACTION",
+    "DIALECTS",
+    "BackgroundServer",
+    "BadRequest",
+    "CassetteFormatError",
+    "CassetteNotFoundError",
+    "Dialect",
+    "Entry",
+    "Event",
+    "Exchange",
+    "Framing",
+    "Library",
+    "Miss",
+    "NoMatchingExchange",
+    "Player",
+    "Redaction",
+    "Request",
+    "Response",
+    "Route",
+    "Script",
+    "ServerState",
+    "TapedeckError",
+    "Timing",
+    "ToolCall",
+    "UnknownRoute",
+    "UnsafeCassetteName",
+    "Violation",
+    "dump",
+    "dumps",
+    "lint_exchange",
+    "lint_file",
+    "load",
+    "loads",
+    "make_app",
+    "redact",
+    "resolve",
+    "sdk_environment",
+    "validate",
+]

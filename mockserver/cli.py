@@ -1,0 +1,174 @@
+"""The ``tapedeck`` command: ``serve`` cassettes, ``lint`` them.
+
+The last module of the flow: it parses arguments, builds a Library, and hands it to the
+app or to the validators. Exit codes: 0 fine, 1 violations found, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from mockserver.errors import TapedeckError
+
+DEFAULT_PORT = 8787
+
+
+def bundled_cassettes() -> Path:
+    """The cassettes shipped with Tapedeck: inside the wheel, or the checkout's folder."""
+    here = Path(__file__).resolve().parent
+    installed = here / "bundled_cassettes"
+    return installed if installed.is_dir() else here.parent / "cassettes"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="tapedeck", description="Record/replay mock server for LLM provider APIs."
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="serve cassettes over HTTP")
+    serve.add_argument(
+        "--cassettes",
+        action="append",
+        metavar="PATH",
+        help="cassette file or folder (repeatable; default: the bundled cassettes)",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    serve.add_argument(
+        "--synthesize",
+        action="store_true",
+        help="answer requests that match no recording with a synthesized response",
+    )
+    serve.add_argument(
+        "--no-repeats",
+        action="store_true",
+        help="answer each recording once (default: the last match answers again)",
+    )
+    serve.add_argument("--max-body-mb", type=float, default=32.0, help="request size limit")
+
+    lint = commands.add_parser("lint", help="check recorded streams against their protocol")
+    lint.add_argument("paths", nargs="+", metavar="PATH", help="cassette files or folders")
+
+    synth = commands.add_parser(
+        "synth", help="write a synthesized interaction into a cassette file"
+    )
+    synth.add_argument("--bundled", action="store_true", help="remake the bundled cassettes")
+    synth.add_argument("--out", help="cassette file to append to (folder with --bundled)")
+    synth.add_argument("--path", default="/v1/chat/completions", help="request path")
+    synth.add_argument("--request", help="the request body: JSON text, or @file")
+    synth.add_argument("--text", help="the answer's text")
+    synth.add_argument(
+        "--tool", action="append", default=[], metavar="NAME=JSON", help="a tool call (repeatable)"
+    )
+    synth.add_argument("--status", type=int, default=200, help="an error status (>= 400)")
+    synth.add_argument("--message", help="the error message, with --status")
+    synth.add_argument("--seed", type=int, default=0)
+
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "serve":
+            return run_serve(args)
+        if args.command == "synth":
+            return run_synth(args, parser)
+        return run_lint(args.paths)
+    except TapedeckError as exc:
+        print(f"tapedeck: {exc}", file=sys.stderr)
+        return 2
+
+
+def base_urls(url: str) -> list[tuple[str, str]]:
+    """(what to set, value) for each SDK, given the server's root URL."""
+    from mockserver.dialects import DIALECTS
+
+    return [(f"{name} base URL", url + dialect.base_path) for name, dialect in DIALECTS.items()]
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    from aiohttp import web
+
+    from mockserver.app import make_app
+    from mockserver.library import Library
+
+    paths = args.cassettes or [bundled_cassettes()]
+    library = Library.from_paths(paths)
+    app = make_app(
+        library,
+        synthesize=args.synthesize,
+        allow_repeats=not args.no_repeats,
+        max_body=int(args.max_body_mb * 1024 * 1024),
+    )
+    url = f"http://{args.host}:{args.port}"
+    print(f"Tapedeck serving {len(library)} recorded interactions at {url}")
+    for skipped in library.unserved:
+        print(f"  not served (no dialect for its route): {skipped.source}")
+    for what, value in base_urls(url):
+        print(f"  {what}: {value}")
+    print(f"  e.g. OPENAI_BASE_URL={url}/v1 OPENAI_API_KEY=tapedeck")
+    if args.synthesize:
+        print("  requests that match no recording are answered by the synthesizer")
+    sys.stdout.flush()
+    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+    return 0
+
+
+def run_synth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    import json
+
+    from mockserver import cassettes, synth
+    from mockserver.model import Script, ToolCall
+
+    if args.bundled:
+        for path in synth.write_bundled(args.out or bundled_cassettes()):
+            print(f"wrote {path}")
+        return 0
+    if not (args.out and args.request):
+        parser.error("synth needs --out FILE and --request JSON (or --bundled)")
+    text = Path(args.request[1:]).read_text() if args.request.startswith("@") else args.request
+    try:
+        body = json.loads(text)
+        calls = tuple(ToolCall(*tool.split("=", 1)) for tool in args.tool)
+        script = Script(
+            text=args.text,
+            tool_calls=calls,
+            status=args.status,
+            seed=args.seed,
+            **({"error_message": args.message} if args.message else {}),
+        )
+    except (ValueError, TypeError) as exc:
+        parser.error(f"synth: {exc} (--request is JSON text; --tool is NAME=JSON)")
+    exchange = synth.synthesize(args.path, body, script)
+    out = Path(args.out)
+    existing = cassettes.load(out) if out.exists() else ()
+    cassettes.dump([*existing, exchange], out)
+    print(f"wrote interaction {len(existing)} of {out}")
+    return 0
+
+
+def run_lint(paths: Sequence[str]) -> int:
+    from mockserver.checks import lint_file
+    from mockserver.library import cassette_files
+
+    files = cassette_files(paths)
+    if not files:
+        print("tapedeck lint: no cassette files found in " + ", ".join(paths), file=sys.stderr)
+        return 2
+    failures = 0
+    broken = 0
+    for path in files:
+        try:
+            findings = lint_file(path)
+        except TapedeckError as exc:
+            print(f"{path}: cannot be read: {exc}")
+            broken += 1
+            continue
+        for source, violation in findings:
+            print(f"{source} {violation.rule} (event {violation.index}): {violation.message}")
+        failures += len(findings)
+    print(f"{len(files)} file(s), {failures} violation(s), {broken} unreadable")
+    if broken:
+        return 2
+    return 1 if failures else 0

@@ -1,0 +1,99 @@
+"""The wire protocols Tapedeck speaks, one module each, and the router between them.
+
+``DIALECTS`` is an explicit dict (a test checks every module in this folder is in it);
+``resolve(method, path)`` finds the dialect and endpoint serving a request path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from mockserver.dialects import openai_chat
+from mockserver.model import Dialect, Route
+
+DIALECTS: dict[str, Dialect] = {dialect.name: dialect for dialect in (openai_chat.DIALECT,)}
+
+
+@dataclass(frozen=True, slots=True)
+class RouteMatch:
+    dialect: Dialect
+    route: Route
+    params: tuple[tuple[str, str], ...]
+
+
+def normalize_path(path: str) -> str:
+    """The path as routes see it: no fragment (the Mistral SDK adds ``#stream``), no empty
+    segments (recorded Azure URLs carry ``//openai``), no trailing slash."""
+    path = path.split("#", 1)[0]
+    path = re.sub(r"/{2,}", "/", path)
+    if len(path) > 1:
+        path = path.rstrip("/")
+    return path or "/"
+
+
+def _compile(pattern: str) -> re.Pattern[str]:
+    parts = re.split(r"\{(\w+)\}", pattern)
+    regex = "".join(
+        re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/:]+)" for i, part in enumerate(parts)
+    )
+    return re.compile(regex + r"\Z")
+
+
+class Router:
+    """Maps (method, path) to a dialect route; static paths by dict, patterns by regex."""
+
+    def __init__(self, dialects: dict[str, Dialect]) -> None:
+        self._static: dict[tuple[str, str], tuple[Dialect, Route]] = {}
+        self._patterns: list[tuple[str, re.Pattern[str], Dialect, Route]] = []
+        for dialect in dialects.values():
+            for route in dialect.routes:
+                if "{" in route.pattern:
+                    self._patterns.append((route.method, _compile(route.pattern), dialect, route))
+                else:
+                    self._static[(route.method, route.pattern)] = (dialect, route)
+        self.routes: tuple[tuple[str, Route], ...] = tuple(
+            (dialect.name, route) for dialect in dialects.values() for route in dialect.routes
+        )
+
+    def resolve(self, method: str, path: str) -> RouteMatch | None:
+        path = normalize_path(path)
+        method = method.upper()
+        found = self._static.get((method, path))
+        if found is not None:
+            return RouteMatch(found[0], found[1], ())
+        for route_method, regex, dialect, route in self._patterns:
+            if route_method == method and (match := regex.match(path)):
+                return RouteMatch(dialect, route, tuple(match.groupdict().items()))
+        return None
+
+    def describe(self) -> list[str]:
+        """The routes served, one line each, for messages."""
+        return [f"{route.method} {route.pattern}  ({name})" for name, route in self.routes]
+
+
+ROUTER = Router(DIALECTS)
+
+
+def resolve(method: str, path: str) -> RouteMatch | None:
+    return ROUTER.resolve(method, path)
+
+
+def sdk_environment(url: str) -> dict[str, str]:
+    """The environment variables that point every supported SDK at a server at ``url``."""
+    return {
+        name: value.replace("{url}", url)
+        for dialect in DIALECTS.values()
+        for name, value in dialect.environment
+    }
+
+
+__all__ = [
+    "DIALECTS",
+    "ROUTER",
+    "RouteMatch",
+    "Router",
+    "normalize_path",
+    "resolve",
+    "sdk_environment",
+]

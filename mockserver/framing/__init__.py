@@ -1,0 +1,12 @@
+"""Framings: how a protocol's body is cut into events (``frames``) and read back (decoders).
+
+Each framing is a ``Framing`` value; this package maps their names to them.
+"""
+
+from mockserver.framing.ndjson import NDJSON
+from mockserver.framing.sse import SSE
+from mockserver.model import Framing
+
+FRAMINGS: dict[str, Framing] = {framing.name: framing for framing in (SSE, NDJSON)}
+
+__all__ = ["FRAMINGS", "NDJSON", "SSE"]

@@ -1,0 +1,256 @@
+"""The ``tapedeck`` pytest plugin: a replay server per session, a handle per test.
+
+Loaded through the ``pytest11`` entry point, so importing this module must stay cheap:
+only pytest here; the server (aiohttp, YAML) is imported when a fixture first runs.
+
+Precedence for every setting: command line, then the test's marker, then the ini file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from mockserver.library import Entry, Library, Miss, Player
+    from mockserver.model import Request
+    from mockserver.runner import BackgroundServer
+
+MARKER = (
+    "tapedeck(cassette=None, *, allow_unused=False, allow_repeats=False, synthesize=False): "
+    "replay these cassettes (names relative to the cassette folder) for this test; "
+    "see README 'The pytest plugin'"
+)
+CALL_FAILED = pytest.StashKey[bool]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("tapedeck", "Tapedeck LLM record/replay")
+    group.addoption(
+        "--tapedeck-cassette-dir",
+        dest="tapedeck_cassette_dir",
+        default=None,
+        help="folder of the cassettes (default: 'cassettes' beside each test file)",
+    )
+    parser.addini(
+        "tapedeck_cassette_dir",
+        "folder of the cassettes, relative to the rootdir",
+        default="",
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", MARKER)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # A misspelt marker argument is a usage error, found before any test runs.
+    for item in items:
+        if item.get_closest_marker("tapedeck") is not None:
+            _options(item)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[CALL_FAILED] = report.failed
+    return report
+
+
+@dataclass(frozen=True)
+class Options:
+    cassettes: tuple[str, ...]
+    allow_unused: bool
+    allow_repeats: bool
+    synthesize: bool
+
+
+def _options(item: pytest.Item) -> Options:
+    kwargs: dict[str, Any] = {}
+    # Closest marker wins: iter_markers yields the test's own marker before its class's.
+    for marker in reversed(list(item.iter_markers("tapedeck"))):
+        if marker.args:
+            kwargs["cassette"] = marker.args[0]
+        kwargs.update(marker.kwargs)
+    unknown = set(kwargs) - {"cassette", "allow_unused", "allow_repeats", "synthesize"}
+    if unknown:
+        raise pytest.UsageError(
+            f"{item.nodeid}: unknown tapedeck marker argument(s) {sorted(unknown)}; "
+            "valid: cassette, allow_unused, allow_repeats, synthesize"
+        )
+    cassette = kwargs.get("cassette")
+    names = (cassette,) if isinstance(cassette, (str, os.PathLike)) else tuple(cassette or ())
+    return Options(
+        cassettes=tuple(str(name) for name in names),
+        allow_unused=bool(kwargs.get("allow_unused", False)),
+        allow_repeats=bool(kwargs.get("allow_repeats", False)),
+        synthesize=bool(kwargs.get("synthesize", False)),
+    )
+
+
+def cassette_dir(item: pytest.Item) -> Path:
+    """The cassette folder: the option (relative to the current directory), else the ini
+    key (relative to the rootdir), else ``cassettes`` beside the test file."""
+    config = item.config
+    option: str | None = config.getoption("tapedeck_cassette_dir")
+    if option:
+        return (Path.cwd() / option).resolve()
+    ini: str = config.getini("tapedeck_cassette_dir")
+    if ini:
+        return (config.rootpath / ini).resolve()
+    return (item.path.parent / "cassettes").resolve()
+
+
+def default_cassette(item: pytest.Item) -> str:
+    """pytest-recording's convention: ``<module>/<test name>.yaml``."""
+    name = item.name.replace("/", "-")
+    return f"{item.path.stem}/{name}.yaml"
+
+
+def resolve_cassette(folder: Path, name: str) -> Path:
+    """The cassette's path, refusing any name that would leave the cassette folder."""
+    from mockserver.errors import UnsafeCassetteName
+
+    path = (folder / name).resolve()
+    if not path.is_relative_to(folder):
+        raise UnsafeCassetteName(
+            f"cassette name {name!r} points outside the cassette folder {folder}; "
+            "use a name relative to that folder (set --tapedeck-cassette-dir to move it)"
+        )
+    return path
+
+
+class Tapedeck:
+    """The handle a test gets from the ``tapedeck`` fixture."""
+
+    def __init__(self, server: BackgroundServer, player: Player, cassettes: Sequence[Path]):
+        self._server = server
+        self._player = player
+        self.cassettes = tuple(cassettes)
+
+    @property
+    def url(self) -> str:
+        """The server's root URL, ``http://127.0.0.1:PORT``."""
+        return self._server.url
+
+    def base_url(self, dialect: str = "openai_chat") -> str:
+        """The base URL to give the SDK of a dialect (``openai_chat`` -> ``.../v1``)."""
+        from mockserver.dialects import DIALECTS
+
+        return self.url + DIALECTS[dialect].base_path
+
+    @property
+    def requests(self) -> list[Request]:
+        """Every request the server received during this test, in order."""
+        return list(self._player.requests)
+
+    @property
+    def misses(self) -> list[Miss]:
+        return list(self._player.misses)
+
+    def unplayed(self) -> list[Entry]:
+        return self._player.unplayed()
+
+    def script(self, text: str | None = None, **fields: Any) -> None:
+        """Queue the answer to the next request that matches no recording (synthesis)."""
+        from mockserver.model import Script
+
+        self._player.synthesize = True
+        self._server.state.scripts.append(Script(text=text, **fields))
+
+
+class _Libraries:
+    """Loaded cassettes, kept for the session: a file is read once whatever the tests."""
+
+    def __init__(self) -> None:
+        self._cache: dict[tuple[tuple[str, float], ...], Library] = {}
+
+    def get(self, paths: Sequence[Path]) -> Library:
+        from mockserver.library import Library
+
+        existing = [p for p in paths if p.exists()]
+        key = tuple((str(p), p.stat().st_mtime) for p in existing)
+        if key not in self._cache:
+            self._cache[key] = Library.from_paths(existing)
+        return self._cache[key]
+
+
+@pytest.fixture(scope="session")
+def tapedeck_server() -> Iterator[BackgroundServer]:
+    """The session's replay server on 127.0.0.1 (one per pytest-xdist worker)."""
+    from mockserver.runner import BackgroundServer
+
+    with BackgroundServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def _tapedeck_libraries() -> _Libraries:
+    return _Libraries()
+
+
+@pytest.fixture
+def tapedeck(
+    request: pytest.FixtureRequest,
+    tapedeck_server: BackgroundServer,
+    _tapedeck_libraries: _Libraries,
+    monkeypatch: pytest.MonkeyPatch,
+) -> Iterator[Tapedeck]:
+    """Replays the test's cassettes; points the SDKs at the server for the test."""
+    from mockserver.dialects import sdk_environment
+    from mockserver.library import Library, Player
+
+    item = request.node
+    options = _options(item)
+    folder = cassette_dir(item)
+    names = options.cassettes or (default_cassette(item),)
+    paths = [resolve_cassette(folder, name) for name in names]
+    missing = [p for p in paths if not p.exists()]
+    if missing and options.cassettes:
+        pytest.fail(
+            "tapedeck: cassette not found: "
+            + ", ".join(str(p) for p in missing)
+            + f"\nNames are relative to the cassette folder {folder} "
+            "(set --tapedeck-cassette-dir or the tapedeck_cassette_dir ini key to move it).",
+            pytrace=False,
+        )
+    player = Player(
+        _tapedeck_libraries.get(paths),
+        allow_repeats=options.allow_repeats,
+        synthesize=options.synthesize,
+    )
+    tapedeck_server.state.use(player)
+    for name, value in sdk_environment(tapedeck_server.url).items():
+        monkeypatch.setenv(name, value)
+    yield Tapedeck(tapedeck_server, player, paths)
+    # Requests that arrive after the test (a leaked client) must not touch its cassettes.
+    tapedeck_server.state.use(Player(Library(())))
+    _check_teardown(item, player, options, paths)
+
+
+def _check_teardown(item: pytest.Item, player: Player, options: Options, paths: list[Path]) -> None:
+    problems: list[str] = []
+    if player.misses:
+        problems.append(f"{len(player.misses)} request(s) matched no recording:")
+        for number, miss in enumerate(player.misses, 1):
+            problems.append(f"--- request {number} ---\n{miss.explanation}")
+    if not options.allow_unused and not item.stash.get(CALL_FAILED, False):
+        unplayed = player.unplayed()
+        if unplayed:
+            problems.append(f"{len(unplayed)} recorded interaction(s) were never requested:")
+            problems.extend(
+                f"  {entry.source}  {entry.exchange.request.summary()}" for entry in unplayed
+            )
+            problems.append(
+                "Way out: make the test send them, remove them from the cassette, or mark the "
+                "test @pytest.mark.tapedeck(allow_unused=True)."
+            )
+    if problems:
+        cassettes = ", ".join(str(p) for p in paths)
+        pytest.fail(f"tapedeck ({cassettes}):\n" + "\n".join(problems), pytrace=False)

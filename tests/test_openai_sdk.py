@@ -1,0 +1,167 @@
+"""The real openai SDK, sync and async, against the bundled cassettes: through
+``tapedeck serve``-style serving (BackgroundServer) and through the pytest fixture.
+
+Expected values come from the recipes the cassettes were made from (what the answer was
+scripted to say), and usage numbers from the recorded bytes, never from the server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import openai
+import pytest
+
+from mockserver.cli import bundled_cassettes
+from mockserver.framing import sse
+from mockserver.library import Library
+from mockserver.runner import BackgroundServer
+from mockserver.synth import BUNDLED, Recipe
+from tests.conftest import ROOT
+
+STREAMS = [r for r in BUNDLED if r.body.get("stream") and r.script.status < 400]
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[BackgroundServer]:
+    with BackgroundServer(Library.from_paths([bundled_cassettes()])) as running:
+        running.state.player.allow_repeats = True  # as `tapedeck serve` does by default
+        yield running
+
+
+def recorded_usage(recipe: Recipe) -> dict[str, Any] | None:
+    """The usage object of the recorded stream's last chunk, read from the cassette bytes."""
+    import yaml
+
+    text = (ROOT / "cassettes" / recipe.file).read_text()
+    body = yaml.safe_load(text)["interactions"][0]["response"]["body"]["string"].encode()
+    data = [e.data for e in sse.decode(body) if e.data and e.data != "[DONE]"]
+    usage: dict[str, Any] | None = json.loads(data[-1]).get("usage")
+    return usage
+
+
+def assemble(chunks: list[Any]) -> tuple[dict[int, str], dict[int, dict[int, list[str]]]]:
+    """Text and tool calls per choice, rebuilt from SDK chunk objects."""
+    texts: dict[int, str] = {}
+    tools: dict[int, dict[int, list[str]]] = {}
+    for chunk in chunks:
+        for choice in chunk.choices:
+            texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+            for call in choice.delta.tool_calls or []:
+                slot = tools.setdefault(choice.index, {}).setdefault(call.index, ["", ""])
+                slot[0] += call.function.name or ""
+                slot[1] += call.function.arguments or ""
+    return texts, tools
+
+
+def expect(recipe: Recipe, texts: dict[int, str], tools: dict[int, dict[int, list[str]]]) -> None:
+    choices = recipe.body.get("n", 1)
+    assert sorted(texts) == list(range(choices))
+    for index in range(choices):
+        if recipe.script.tool_calls:
+            calls = tools[index]
+            assert [calls[i] for i in sorted(calls)] == [
+                [call.name, call.arguments] for call in recipe.script.tool_calls
+            ]
+        else:
+            assert texts[index] == recipe.script.text
+
+
+def check_usage(recipe: Recipe, chunks: list[Any]) -> None:
+    if recipe.body.get("stream_options", {}).get("include_usage"):
+        last = chunks[-1]
+        assert last.choices == []
+        assert last.usage.model_dump(exclude_none=True) == recorded_usage(recipe)
+        assert all(chunk.usage is None for chunk in chunks[:-1])
+    else:
+        assert all(chunk.usage is None for chunk in chunks)
+
+
+@pytest.mark.parametrize("recipe", STREAMS, ids=lambda r: r.file)
+def test_sync_client_streams_every_bundled_cassette(
+    server: BackgroundServer, recipe: Recipe
+) -> None:
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="k", max_retries=0)
+    chunks = list(client.chat.completions.create(**recipe.body))
+    expect(recipe, *assemble(chunks))
+    check_usage(recipe, chunks)
+
+
+@pytest.mark.parametrize("recipe", STREAMS, ids=lambda r: r.file)
+def test_async_client_streams_every_bundled_cassette(
+    server: BackgroundServer, recipe: Recipe
+) -> None:
+    async def run() -> list[Any]:
+        async with openai.AsyncOpenAI(base_url=server.url, api_key="k", max_retries=0) as client:
+            stream = await client.chat.completions.create(**recipe.body)
+            return [chunk async for chunk in stream]
+
+    chunks = asyncio.run(run())  # base URL without /v1: the short route serves it too
+    expect(recipe, *assemble(chunks))
+    check_usage(recipe, chunks)
+
+
+def test_stream_helper_gets_the_final_completion(server: BackgroundServer) -> None:
+    recipe = next(r for r in STREAMS if r.script.tool_calls)
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="k", max_retries=0)
+    body = {k: v for k, v in recipe.body.items() if k != "stream"}
+    with client.chat.completions.stream(**body) as stream:
+        final = stream.get_final_completion()
+    calls = final.choices[0].message.tool_calls
+    assert [(c.function.name, json.loads(c.function.arguments)) for c in calls] == [
+        (call.name, json.loads(call.arguments)) for call in recipe.script.tool_calls
+    ]
+    assert final.choices[0].finish_reason == "tool_calls"
+    assert final.usage is not None
+    assert final.usage.model_dump(exclude_none=True) == recorded_usage(recipe)
+
+
+def test_non_streaming_answer(server: BackgroundServer) -> None:
+    recipe = next(r for r in BUNDLED if r.file.endswith("nonstream.yaml"))
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="k", max_retries=0)
+    reply = client.chat.completions.create(**recipe.body)
+    assert reply.choices[0].message.content == recipe.script.text
+    assert reply.choices[0].finish_reason == "stop"
+    assert reply.usage is not None
+    assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
+
+
+def test_recorded_429_raises_rate_limit_error(server: BackgroundServer) -> None:
+    recipe = next(r for r in BUNDLED if r.script.status == 429)
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="k", max_retries=0)
+    with pytest.raises(openai.RateLimitError) as raised:
+        client.chat.completions.create(**recipe.body)
+    assert raised.value.status_code == 429
+    assert raised.value.response.headers["retry-after"] == "20"
+    assert "Rate limit reached" in raised.value.message
+
+
+def test_a_miss_raises_bad_request_without_retrying(server: BackgroundServer) -> None:
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key="k")  # default retries on
+    before = len(server.state.player.requests)
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(
+            model="gpt-4o-mini", messages=[{"role": "user", "content": "unrecorded"}]
+        )
+    assert "Nearest recorded requests" in raised.value.message
+    assert len(server.state.player.requests) == before + 1  # x-should-retry: false honoured
+
+
+@pytest.mark.tapedeck("openai_chat/stream-include-usage.yaml")
+def test_through_the_fixture(tapedeck: Any) -> None:
+    recipe = next(r for r in BUNDLED if r.file.endswith("stream-include-usage.yaml"))
+    client = openai.OpenAI(max_retries=0)  # OPENAI_BASE_URL and OPENAI_API_KEY from the fixture
+    chunks = list(client.chat.completions.create(**recipe.body))
+    expect(recipe, *assemble(chunks))
+    check_usage(recipe, chunks)
+    assert [r.path for r in tapedeck.requests] == ["/v1/chat/completions"]
+
+
+def test_bundled_cassettes_are_what_the_synthesizer_makes(tmp_path: Any) -> None:
+    from mockserver.synth import write_bundled
+
+    for path in write_bundled(tmp_path):
+        relative = path.relative_to(tmp_path)
+        assert path.read_bytes() == (ROOT / "cassettes" / relative).read_bytes(), relative
