@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.http_writer import StreamWriter
 from multidict import CIMultiDict
 
-from mockserver.dialects import ROUTER, RouteMatch
+from mockserver.dialects import ROUTER
 from mockserver.errors import NoMatchingExchange
 from mockserver.library import FRAMING_HEADERS, Entry, Library, Player, prepare
 from mockserver.model import Exchange, Headers, Request, Response, Script
@@ -80,7 +80,7 @@ async def handle(http: web.Request) -> web.StreamResponse:
             dialect.error(413, f"Request body too large: {exc.text}", "invalid_request_error")
         )
     try:
-        request = build_request(http, body, match)
+        request = build_request(http, body)
     except ValueError as exc:
         message = f"We could not parse the JSON body of your request ({exc}). Send a JSON object."
         return reply(dialect.error(400, message, "invalid_request_error"))
@@ -98,11 +98,11 @@ async def handle(http: web.Request) -> web.StreamResponse:
     return await serve(http, entry)
 
 
-def build_request(http: web.Request, body: bytes, match: RouteMatch) -> Request:
+def build_request(http: web.Request, body: bytes) -> Request:
     parsed = None
     if body:
         parsed = json.loads(body)  # ValueError (JSONDecodeError, UnicodeDecodeError) on junk
-    elif http.method in ("POST", "PUT", "PATCH") and match.dialect.framing.name != "eventstream":
+    elif http.method in ("POST", "PUT", "PATCH"):
         raise ValueError("the body is empty")
     return Request(
         method=http.method,

@@ -35,7 +35,8 @@ def validate(
         except KeyError:
             known = ", ".join(sorted(DIALECTS))
             raise ValueError(f"unknown dialect {dialect!r}; known dialects: {known}") from None
-    events = dialect.framing.events(stream) if isinstance(stream, bytes) else tuple(stream)
+    framing = dialect.framing_for(request)
+    events = framing.events(stream) if isinstance(stream, bytes) else tuple(stream)
     if not events:
         return [Violation("stream-empty", -1, "expected at least one event, found an empty body")]
     return dialect.check(request, events)
@@ -50,7 +51,7 @@ def lint_exchange(exchange: Exchange) -> list[Violation]:
     dialect = match.dialect
     found: list[Violation] = []
     content_type = header(response.headers, "content-type")
-    expected = dialect.framing.content_type
+    expected = dialect.framing_for(request).content_type
     if content_type is not None and not content_type.lower().startswith(expected):
         found.append(
             Violation(

@@ -74,11 +74,12 @@ def prepare(exchange: Exchange, match: RouteMatch | None = None) -> Entry | None
     dialect = match.dialect
     streaming = 200 <= response.status < 300 and dialect.is_stream(request)
     headers = tuple((k, v) for k, v in response.headers if k.lower() not in FRAMING_HEADERS)
+    framing = dialect.framing_for(request)
     if header(headers, "content-type") is None and response.body:
         # Some projects strip every response header; the protocol still fixes the type.
-        content_type = dialect.framing.content_type if streaming else "application/json"
+        content_type = framing.content_type if streaming else "application/json"
         headers += (("content-type", content_type),)
-    frames = dialect.framing.frames(response.body) if streaming else (response.body,)
+    frames = framing.frames(response.body) if streaming else (response.body,)
     return Entry(
         exchange=exchange,
         dialect=dialect,

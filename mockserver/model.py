@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 Headers = tuple[tuple[str, str], ...]
@@ -227,7 +227,14 @@ class Dialect:
     """Environment variables pointing this dialect's SDK at a server; ``{url}`` is the
     server's root URL."""
     default_error_kind: str = "invalid_request_error"
-    notes: tuple[str, ...] = field(default=())
+    select_framing: Callable[[Request], Framing] | None = None
+    """For a protocol whose stream framing depends on the request (Gemini: ``alt=sse``
+    or a JSON array); None means ``framing`` always."""
+
+    def framing_for(self, request: Request | None) -> Framing:
+        if request is None or self.select_framing is None:
+            return self.framing
+        return self.select_framing(request)
 
 
 def identity_from(fields: Iterable[tuple[str, Any]]) -> Identity:

@@ -235,5 +235,21 @@ def test_identity_drops_the_user_field_of_a_recorded_azure_request() -> None:
     body = exchange.request.json
     assert body["user"] == "ddtrace-test"
     without_user = {k: v for k, v in body.items() if k != "user"}
-    clean = Request("POST", exchange.request.path, json=without_user)
+    clean = Request("POST", exchange.request.path, exchange.request.query, json=without_user)
     assert identity(exchange.request) == identity(clean)
+
+
+def test_azure_deployment_and_api_version_take_part_in_identity() -> None:
+    (exchange,) = exchanges("azure/chat-stream-prompt-filter.yaml")
+    request = exchange.request
+    other_version = Request(
+        "POST", request.path, (("api-version", "2099-01-01"),), json=request.json
+    )
+    other_deployment = Request(
+        "POST",
+        request.path.replace("/deployments/test-openai/", "/deployments/other/"),
+        request.query,
+        json=request.json,
+    )
+    assert identity(other_version) != identity(request)
+    assert identity(other_deployment) != identity(request)

@@ -32,12 +32,23 @@ def normalize_path(path: str) -> str:
     return path or "/"
 
 
-def _compile(pattern: str) -> re.Pattern[str]:
-    parts = re.split(r"\{(\w+)\}", pattern)
-    regex = "".join(
-        re.escape(part) if i % 2 == 0 else f"(?P<{part}>[^/:]+)" for i, part in enumerate(parts)
-    )
-    return re.compile(regex + r"\Z")
+def _compile(pattern: str) -> tuple[re.Pattern[str], int]:
+    """The regex of a pattern, and how many literal characters it pins down: when several
+    patterns match, the most specific (most literal text) wins. ``{name}`` is one path
+    segment; ``{name*}`` any run of segments (OpenAI-compatible servers live under all
+    kinds of prefixes: ``/api/v1``, ``/novita/v3/openai``...)."""
+    parts = re.split(r"\{(\w+\*?)\}", pattern)
+    regex = ""
+    literal = 0
+    for i, part in enumerate(parts):
+        if i % 2 == 0:
+            regex += re.escape(part)
+            literal += len(part)
+        elif part.endswith("*"):
+            regex += f"(?P<{part[:-1]}>.*)"
+        else:
+            regex += f"(?P<{part}>[^/:]+)"
+    return re.compile(regex + r"\Z"), literal
 
 
 class Router:
@@ -45,13 +56,17 @@ class Router:
 
     def __init__(self, dialects: dict[str, Dialect]) -> None:
         self._static: dict[tuple[str, str], tuple[Dialect, Route]] = {}
-        self._patterns: list[tuple[str, re.Pattern[str], Dialect, Route]] = []
+        patterns: list[tuple[int, str, re.Pattern[str], Dialect, Route]] = []
         for dialect in dialects.values():
             for route in dialect.routes:
                 if "{" in route.pattern:
-                    self._patterns.append((route.method, _compile(route.pattern), dialect, route))
+                    regex, literal = _compile(route.pattern)
+                    patterns.append((literal, route.method, regex, dialect, route))
                 else:
                     self._static[(route.method, route.pattern)] = (dialect, route)
+        # Most specific first, so the first pattern that matches is the one to use.
+        patterns.sort(key=lambda item: -item[0])
+        self._patterns = [item[1:] for item in patterns]
         self.routes: tuple[tuple[str, Route], ...] = tuple(
             (dialect.name, route) for dialect in dialects.values() for route in dialect.routes
         )

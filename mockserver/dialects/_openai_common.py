@@ -14,6 +14,7 @@ import http
 import json
 import math
 import random
+import re
 import string
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -375,3 +376,18 @@ def scripted_error(script: Script) -> Response:
     if script.status == 429:
         response = with_headers(response, (("retry-after", "1"), *rate_limit_headers(0, True)))
     return with_headers(response, script.headers)
+
+
+_AZURE_DEPLOYMENT = re.compile(r"/openai/deployments/([^/]+)/")
+
+
+def azure_fields(request: Request) -> list[tuple[str, Any]]:
+    """Azure OpenAI puts the model in the path (the deployment) and the wire-format version
+    in ``?api-version=``; both decide the answer, so both join the identity."""
+    match = _AZURE_DEPLOYMENT.search(request.path)
+    fields: list[tuple[str, Any]] = []
+    if match:
+        fields.append(("azure.deployment", match.group(1)))
+    if request.path.lstrip("/").startswith("openai/"):
+        fields.append(("azure.api-version", request.query_value("api-version")))
+    return fields

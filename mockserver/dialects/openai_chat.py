@@ -80,7 +80,7 @@ def identity(request: Request) -> Identity:
         }
     if options:
         fields["stream_options"] = options
-    return identity_from(fields.items())
+    return identity_from([*fields.items(), *common.azure_fields(request)])
 
 
 # OpenAI's error shape and status-to-code table are the same for every OpenAI endpoint.
@@ -280,6 +280,11 @@ DIALECT = Dialect(
     routes=(
         Route("POST", "/v1/chat/completions", "chat.completions"),
         Route("POST", "/chat/completions", "chat.completions"),
+        # Azure OpenAI: the deployment form, and the newer v1 form.
+        Route("POST", "/openai/deployments/{deployment}/chat/completions", "chat.completions"),
+        Route("POST", "/openai/v1/chat/completions", "chat.completions"),
+        # OpenAI-compatible servers under a prefix (OpenRouter /api/v1, HF router, ...).
+        Route("POST", "{prefix*}/chat/completions", "chat.completions"),
     ),
     framing=SSE,
     is_stream=is_stream,
