@@ -17,8 +17,9 @@ import pytest
 from mockserver.cli import bundled_cassettes
 from mockserver.framing import sse
 from mockserver.library import Library
+from mockserver.recipes import BUNDLED
 from mockserver.runner import BackgroundServer
-from mockserver.synth import BUNDLED, Recipe
+from mockserver.synth import Recipe
 from tests.conftest import ROOT
 
 STREAMS = [r for r in BUNDLED if r.body.get("stream") and r.script.status < 400]
@@ -157,11 +158,3 @@ def test_through_the_fixture(tapedeck: Any) -> None:
     expect(recipe, *assemble(chunks))
     check_usage(recipe, chunks)
     assert [r.path for r in tapedeck.requests] == ["/v1/chat/completions"]
-
-
-def test_bundled_cassettes_are_what_the_synthesizer_makes(tmp_path: Any) -> None:
-    from mockserver.synth import write_bundled
-
-    for path in write_bundled(tmp_path):
-        relative = path.relative_to(tmp_path)
-        assert path.read_bytes() == (ROOT / "cassettes" / relative).read_bytes(), relative
