@@ -1,7 +1,8 @@
-"""The aiohttp application: one handler from HTTP request to recorded (or synthesized) bytes.
+"""The aiohttp application: one handler from HTTP request to recorded (or synthesized, or
+freshly recorded) bytes.
 
-    route -> read body -> Request -> Player.next -> serve Entry
-                                  \\-> miss: synthesize, or a provider-shaped error
+    route -> read body -> Request -> Player.next -> serve Entry (paced or not)
+                                  \\-> miss: record upstream, synthesize, or a provider error
 
 Every failure is answered in the shape of the provider the client thinks it talks to,
 with ``x-should-retry: false`` where a retry cannot help, and the server keeps serving.
@@ -11,38 +12,57 @@ chunks leave in one write (per-event writes cost ~7x the CPU: reference/performa
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
+import aiohttp
 from aiohttp import web
 from aiohttp.http_writer import StreamWriter
 from multidict import CIMultiDict
 
-from mockserver.dialects import ROUTER
+from mockserver.dialects import ROUTER, RouteMatch
 from mockserver.errors import NoMatchingExchange
 from mockserver.library import FRAMING_HEADERS, Entry, Library, Player, prepare
 from mockserver.model import Exchange, Headers, Request, Response, Script
+from mockserver.recorder import Recorder, RecordingError
+from mockserver.timing import Profile, deadlines, sleep_until
 
 log = logging.getLogger("tapedeck")
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
+SYNTHESIZED = "synthesized"
 
 
 @dataclass
 class ServerState:
-    """What one running server replays from. The pytest plugin swaps ``player`` per test;
-    the app object itself is never changed after start-up (aiohttp forbids it)."""
+    """What one running server answers from. The pytest plugin swaps ``player`` (and the
+    recorder) per test; the app object itself never changes after start-up."""
 
     player: Player
     scripts: deque[Script] = field(default_factory=deque)
+    recorder: Recorder | None = None
+    speed: float = 0.0
+    """0: as fast as possible; 1: the recorded pace; 2: twice as fast."""
+    profile: Profile | None = None
+    """Pacing for synthesized streams (at ``speed``, or 1 when speed is 0); None: unpaced."""
+    client: aiohttp.ClientSession | None = None
 
-    def use(self, player: Player) -> None:
-        """Replay from ``player`` from now on, with no scripts queued."""
+    def use(self, player: Player, recorder: Recorder | None = None) -> None:
+        """Answer from ``player`` (and record with ``recorder``) from now on, no scripts."""
         self.player = player
+        self.recorder = recorder
         self.scripts.clear()
+
+    def upstream_client(self) -> aiohttp.ClientSession:
+        if self.client is None:
+            # Long reads: a slow upstream stream is what we are here to record.
+            timeout = aiohttp.ClientTimeout(total=None, sock_connect=30, sock_read=600)
+            self.client = aiohttp.ClientSession(timeout=timeout, auto_decompress=True)
+        return self.client
 
 
 STATE = web.AppKey("tapedeck_state", ServerState)
@@ -64,10 +84,19 @@ def make_app(
     app = web.Application(client_max_size=max_body)
     app[STATE] = state
     app.router.add_route("*", "/{tail:.*}", handle)
+    app.on_cleanup.append(_close_client)
     return app
 
 
+async def _close_client(app: web.Application) -> None:
+    state = app[STATE]
+    if state.client is not None:
+        client, state.client = state.client, None
+        await client.close()
+
+
 async def handle(http: web.Request) -> web.StreamResponse:
+    arrived = asyncio.get_running_loop().time()
     state = http.app[STATE]
     match = ROUTER.resolve(http.method, http.path)
     if match is None:
@@ -76,26 +105,42 @@ async def handle(http: web.Request) -> web.StreamResponse:
     try:
         body = await http.read()
     except web.HTTPRequestEntityTooLarge as exc:
-        return reply(
-            dialect.error(413, f"Request body too large: {exc.text}", "invalid_request_error")
-        )
+        message = f"Request body too large: {exc.text}"
+        return reply(dialect.error(413, message, "invalid_request_error"))
     try:
         request = build_request(http, body)
     except ValueError as exc:
         message = f"We could not parse the JSON body of your request ({exc}). Send a JSON object."
         return reply(dialect.error(400, message, "invalid_request_error"))
+    recorder = state.recorder
+    if recorder is not None and recorder.records_everything:
+        state.player.note_request(request)
+        return await record(http, state, recorder, request, match)
     try:
         entry = state.player.next(request, match)
     except NoMatchingExchange as miss:
+        if recorder is not None and recorder.records_misses:
+            return await record(http, state, recorder, request, match)
+        state.player.note_miss(request, str(miss))
         if state.player.synthesize:
             script = state.scripts.popleft() if state.scripts else Script()
-            synthesized = Exchange(request, dialect.synthesize(request, script), "synthesized")
-            made = prepare(synthesized, match)
-            assert made is not None  # the route was resolved above
-            return await serve(http, made)
+            made = Exchange(request, dialect.synthesize(request, script), SYNTHESIZED)
+            synthesized = prepare(made, match)
+            assert synthesized is not None  # the route was resolved above
+            return await serve(http, synthesized, state, arrived)
         error = dialect.error(400, str(miss), dialect.default_error_kind)
         return reply(error, extra=(("x-should-retry", "false"),))
-    return await serve(http, entry)
+    return await serve(http, entry, state, arrived)
+
+
+async def record(
+    http: web.Request, state: ServerState, recorder: Recorder, request: Request, match: RouteMatch
+) -> web.StreamResponse:
+    try:
+        return await recorder.forward(http, request, match, state.upstream_client())
+    except RecordingError as exc:
+        error = match.dialect.error(502, str(exc), "api_error")
+        return reply(error, extra=(("x-should-retry", "false"),))
 
 
 def build_request(http: web.Request, body: bytes) -> Request:
@@ -108,14 +153,19 @@ def build_request(http: web.Request, body: bytes) -> Request:
         method=http.method,
         path=http.path,
         query=tuple(parse_qsl(http.query_string, keep_blank_values=True)),
-        headers=tuple(http.headers.items()),
+        headers=tuple((str(name), value) for name, value in http.headers.items()),
         body=body,
         json=parsed,
     )
 
 
-async def serve(http: web.Request, entry: Entry) -> web.StreamResponse:
+async def serve(
+    http: web.Request, entry: Entry, state: ServerState, arrived: float
+) -> web.StreamResponse:
     response = entry.exchange.response
+    schedule = _schedule(entry, state)
+    if schedule is not None:
+        await sleep_until(arrived + schedule[0])
     if not entry.streaming:
         return web.Response(
             status=response.status,
@@ -128,7 +178,11 @@ async def serve(http: web.Request, entry: Entry) -> web.StreamResponse:
     )
     try:
         writer = await stream.prepare(http)
-        if isinstance(writer, StreamWriter) and writer.chunked:
+        if schedule is not None:
+            for frame, offset in zip(entry.frames, schedule[1], strict=True):
+                await sleep_until(arrived + offset)
+                await stream.write(frame)
+        elif isinstance(writer, StreamWriter) and writer.chunked:
             # The chunked coding is done once at load; write it, headers included, in one go.
             writer.chunked = False
             await writer.write(entry.wire)
@@ -139,6 +193,20 @@ async def serve(http: web.Request, entry: Entry) -> web.StreamResponse:
     except ConnectionError:
         log.info("client went away during %s", entry.source)
     return stream
+
+
+def _schedule(entry: Entry, state: ServerState) -> tuple[float, list[float]] | None:
+    """Deadlines after the request's arrival for the headers and each frame, or None:
+    recordings keep their recorded pace at ``speed`` > 0; synthesized streams follow the
+    profile, when there is one."""
+    if entry.source == SYNTHESIZED:
+        if state.profile is None or not entry.streaming:
+            return None
+        timing = state.profile.timing(len(entry.frames))
+        return deadlines(timing, len(entry.frames), state.speed or 1.0)
+    if entry.exchange.timing is None:
+        return None
+    return deadlines(entry.exchange.timing, len(entry.frames), state.speed)
 
 
 def reply(response: Response, *, extra: Headers = ()) -> web.Response:

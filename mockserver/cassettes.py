@@ -20,7 +20,7 @@ import json
 import os
 import tempfile
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, NoReturn
@@ -56,18 +56,23 @@ class Redaction:
     query_params: frozenset[str] = frozenset()
     body_fields: frozenset[str] = frozenset()
     placeholder: str = "REDACTED"
+    filters: tuple[Callable[[Exchange], Exchange], ...] = ()
+    """Custom filters, applied in order after the rules above: each takes the exchange
+    and returns what may be written (the hook for anything the rules cannot name)."""
 
     def extend(
         self,
         headers: Iterable[str] = (),
         query_params: Iterable[str] = (),
         body_fields: Iterable[str] = (),
+        filters: Iterable[Callable[[Exchange], Exchange]] = (),
     ) -> Redaction:
         return replace(
             self,
             headers=self.headers | frozenset(headers),
             query_params=self.query_params | frozenset(query_params),
             body_fields=self.body_fields | frozenset(body_fields),
+            filters=self.filters + tuple(filters),
         )
 
 
@@ -307,6 +312,7 @@ def redact(exchange: Exchange, redaction: Redaction = DEFAULT_REDACTION) -> Exch
             for name, value in headers
             if (low := name.lower()) not in names
             and "organization" not in low
+            and "account-id" not in low
             and not low.endswith("-project")
         )
 
@@ -319,7 +325,10 @@ def redact(exchange: Exchange, redaction: Redaction = DEFAULT_REDACTION) -> Exch
         body = json.dumps(parsed).encode()
     request = replace(request, headers=keep(request.headers), query=query, body=body, json=parsed)
     response = replace(exchange.response, headers=keep(exchange.response.headers))
-    return replace(exchange, request=request, response=response)
+    cleaned = replace(exchange, request=request, response=response)
+    for custom in redaction.filters:
+        cleaned = custom(cleaned)
+    return cleaned
 
 
 def dumps(exchanges: Sequence[Exchange], *, redaction: Redaction = DEFAULT_REDACTION) -> str:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from mockserver.errors import TapedeckError
+from mockserver.recorder import RECORD_MODES
 
 DEFAULT_PORT = 8787
 
@@ -49,9 +50,63 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="answer each recording once (default: the last match answers again)",
     )
     serve.add_argument("--max-body-mb", type=float, default=32.0, help="request size limit")
+    recording = serve.add_argument_group("recording (see README 'Recording')")
+    recording.add_argument(
+        "--record-mode",
+        choices=RECORD_MODES,
+        default="none",
+        help="none (default: never forward), once, new_episodes, all, rewrite",
+    )
+    recording.add_argument(
+        "--upstream",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="where to forward: openai, anthropic, gemini, ollama, azure (repeatable)",
+    )
+    recording.add_argument(
+        "--record-to", metavar="FILE", help="cassette to record into (default: see README)"
+    )
+    recording.add_argument(
+        "--strict-record", action="store_true", help="refuse to save a stream its validator fails"
+    )
+    for what in ("header", "query", "field"):
+        recording.add_argument(
+            f"--redact-{what}",
+            action="append",
+            default=[],
+            metavar="NAME",
+            help=f"also remove this {what} from recordings (repeatable)",
+        )
+    pacing = serve.add_argument_group("pacing")
+    pacing.add_argument(
+        "--speed",
+        type=float,
+        default=0.0,
+        help="0 (default): as fast as possible; 1: the recorded pace; 2: twice as fast",
+    )
+    pacing.add_argument(
+        "--profile",
+        metavar="ttft=S,tps=N,jitter=F,seed=N",
+        help="pace synthesized streams (time to first token, tokens per second, jitter)",
+    )
 
     lint = commands.add_parser("lint", help="check recorded streams against their protocol")
-    lint.add_argument("paths", nargs="+", metavar="PATH", help="cassette files or folders")
+    lint.add_argument(
+        "paths", nargs="+", metavar="PATH", help="cassette files or folders (or raw streams)"
+    )
+    lint.add_argument(
+        "--dialect",
+        metavar="NAME",
+        help="judge files that are not cassettes as raw stream bodies of this protocol",
+    )
+    lint.add_argument(
+        "--include-usage",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="raw streams: the request set stream_options.include_usage (default: unknown)",
+    )
+    lint.add_argument("--request", metavar="JSON", help="raw streams: the request body, or @file")
 
     synth = commands.add_parser(
         "synth", help="write a synthesized interaction into a cassette file"
@@ -74,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_serve(args)
         if args.command == "synth":
             return run_synth(args, parser)
-        return run_lint(args.paths)
+        return run_lint(args.paths, args.dialect, args.include_usage, args.request)
     except TapedeckError as exc:
         print(f"tapedeck: {exc}", file=sys.stderr)
         return 2
@@ -90,29 +145,58 @@ def base_urls(url: str) -> list[tuple[str, str]]:
 def run_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from mockserver.app import make_app
-    from mockserver.library import Library
+    from mockserver.app import ServerState, make_app
+    from mockserver.cassettes import DEFAULT_REDACTION
+    from mockserver.library import Library, Player
+    from mockserver.recorder import Recorder, parse_upstreams
+    from mockserver.timing import Profile
 
-    paths = args.cassettes or [bundled_cassettes()]
+    recording = args.record_mode != "none"
+    paths = args.cassettes or [Path("cassettes") if recording else bundled_cassettes()]
+    if recording:
+        target = Path(args.record_to or _record_target(Path(paths[0])))
+        paths = [p for p in paths if Path(p).exists()]
     library = Library.from_paths(paths)
-    app = make_app(
-        library,
-        synthesize=args.synthesize,
-        allow_repeats=not args.no_repeats,
-        max_body=int(args.max_body_mb * 1024 * 1024),
-    )
+    try:
+        profile = Profile.parse(args.profile) if args.profile else None
+        recorder = (
+            Recorder(
+                args.record_mode,
+                target,
+                parse_upstreams(args.upstream),
+                DEFAULT_REDACTION.extend(args.redact_header, args.redact_query, args.redact_field),
+                strict=args.strict_record,
+            )
+            if recording
+            else None
+        )
+    except ValueError as exc:
+        print(f"tapedeck serve: {exc}", file=sys.stderr)
+        return 2
+    player = Player(library, allow_repeats=not args.no_repeats, synthesize=args.synthesize)
+    state = ServerState(player, recorder=recorder, speed=args.speed, profile=profile)
+    app = make_app(state, max_body=int(args.max_body_mb * 1024 * 1024))
     url = f"http://{args.host}:{args.port}"
-    print(f"Tapedeck serving {len(library)} recorded interactions at {url}")
-    for skipped in library.unserved:
-        print(f"  not served (no dialect for its route): {skipped.source}")
-    for what, value in base_urls(url):
-        print(f"  {what}: {value}")
-    print(f"  e.g. OPENAI_BASE_URL={url}/v1 OPENAI_API_KEY=tapedeck")
+    lines = [f"Tapedeck serving {len(library)} recorded interactions at {url}"]
+    lines += [f"  not served (no dialect for its route): {x.source}" for x in library.unserved]
+    lines += [f"  {what}: {value}" for what, value in base_urls(url)]
+    lines.append(f"  e.g. OPENAI_BASE_URL={url}/v1 OPENAI_API_KEY=tapedeck")
     if args.synthesize:
-        print("  requests that match no recording are answered by the synthesizer")
-    sys.stdout.flush()
-    web.run_app(app, host=args.host, port=args.port, print=None, access_log=None)
+        lines.append("  requests that match no recording are answered by the synthesizer")
+    if recorder is not None:
+        lines.append(f"  recording ({recorder.mode}) into {recorder.cassette}")
+
+    def banner(_: str) -> None:
+        # run_app calls this once the socket listens: the first line means "ready".
+        print("\n".join(lines), flush=True)
+
+    web.run_app(app, host=args.host, port=args.port, print=banner, access_log=None)
     return 0
+
+
+def _record_target(path: Path) -> Path:
+    """Recording into a cassette file named by --cassettes, or recorded.yaml in a folder."""
+    return path if path.suffix in (".yaml", ".yml", ".json") else path / "recorded.yaml"
 
 
 def run_synth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
@@ -148,10 +232,31 @@ def run_synth(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return 0
 
 
-def run_lint(paths: Sequence[str]) -> int:
-    from mockserver.checks import lint_file
+def run_lint(
+    paths: Sequence[str],
+    dialect: str | None = None,
+    include_usage: bool | None = None,
+    request: str | None = None,
+) -> int:
+    import json
+
+    from mockserver.checks import lint_path, stream_request
+    from mockserver.dialects import DIALECTS
     from mockserver.library import cassette_files
 
+    raw_request = None
+    if dialect is not None:
+        if dialect not in DIALECTS:
+            known = ", ".join(sorted(DIALECTS))
+            print(f"tapedeck lint: unknown dialect {dialect!r}; known: {known}", file=sys.stderr)
+            return 2
+        try:
+            text = Path(request[1:]).read_text() if request and request[0] == "@" else request
+            body = json.loads(text) if text else None
+        except (OSError, ValueError) as exc:
+            print(f"tapedeck lint: --request is JSON text or @file: {exc}", file=sys.stderr)
+            return 2
+        raw_request = stream_request(dialect, include_usage, body)
     files = cassette_files(paths)
     if not files:
         print("tapedeck lint: no cassette files found in " + ", ".join(paths), file=sys.stderr)
@@ -160,9 +265,10 @@ def run_lint(paths: Sequence[str]) -> int:
     broken = 0
     for path in files:
         try:
-            findings = lint_file(path)
-        except TapedeckError as exc:
-            print(f"{path}: cannot be read: {exc}")
+            findings = lint_path(path, dialect, raw_request)
+        except (TapedeckError, OSError) as exc:
+            hint = "" if dialect else " (a raw stream body? name its protocol with --dialect)"
+            print(f"{path}: cannot be read: {exc}{hint}")
             broken += 1
             continue
         for source, violation in findings:

@@ -173,7 +173,10 @@ class Player:
         self._plays = [0] * len(self.library.entries)
 
     def next(self, request: Request, match: RouteMatch) -> Entry:
-        """The entry answering ``request``; raises NoMatchingExchange (and notes the miss)."""
+        """The entry answering ``request``, or NoMatchingExchange explaining the miss.
+
+        The caller decides what a miss is (a failure, a synthesized answer, a recording)
+        and notes it with ``miss``."""
         key = key_for(request, match)
         with self._lock:
             self.requests.append(request)
@@ -185,12 +188,21 @@ class Player:
             if positions and self.allow_repeats:
                 self._plays[positions[-1]] += 1
                 return self.library.entries[positions[-1]]
-            explanation = explain_miss(self.library, request, key, positions)
+        raise NoMatchingExchange(explain_miss(self.library, request, key, positions))
+
+    def note_miss(self, request: Request, explanation: str) -> None:
+        """A request nothing answered: a failure of the test (unless synthesis was asked
+        for, then it is listed in ``synthesized``)."""
+        with self._lock:
             if self.synthesize:
                 self.synthesized.append(request)
             else:
                 self.misses.append(Miss(request, explanation))
-        raise NoMatchingExchange(explanation)
+
+    def note_request(self, request: Request) -> None:
+        """A request answered without consulting the recordings (record modes all/rewrite)."""
+        with self._lock:
+            self.requests.append(request)
 
     def unplayed(self) -> list[Entry]:
         with self._lock:
@@ -256,12 +268,15 @@ def explain_miss(library: Library, request: Request, key: Key, played: Sequence[
     if not candidates:
         return (
             f"{head} The loaded cassettes hold no {key[1]} {key[2]} request at all "
-            f"({len(library)} served interactions loaded). Way out: record it, or load the "
+            f"({len(library)} served interactions loaded). Way out: record it (record mode once or new_episodes), or load the "
             "cassette that holds it."
         )
     lines = [head, "Nearest recorded requests:"]
     for diffs, position in nearest(library, key, candidates):
         lines.append(f"  {library.entries[position].source} differs in:")
         lines.extend(f"    {line}" for line in diffs)
-    lines.append("Way out: record this request, or change it to match a recording.")
+    lines.append(
+        "Way out: record this request (record mode new_episodes), or change it to match a "
+        "recording."
+    )
     return "\n".join(lines)

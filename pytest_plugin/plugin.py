@@ -17,15 +17,22 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 if TYPE_CHECKING:
+    from mockserver.cassettes import Redaction
     from mockserver.library import Entry, Library, Miss, Player
     from mockserver.model import Request
+    from mockserver.recorder import Recorder
     from mockserver.runner import BackgroundServer
+    from pytest_plugin.properties import StreamServer
 
 MARKER = (
-    "tapedeck(cassette=None, *, allow_unused=False, allow_repeats=False, synthesize=False): "
-    "replay these cassettes (names relative to the cassette folder) for this test; "
-    "see README 'The pytest plugin'"
+    "tapedeck(cassette=None, *, allow_unused=False, allow_repeats=False, synthesize=False, "
+    "record_mode=None): replay (or record) these cassettes, named relative to the cassette "
+    "folder, for this test; see README 'The pytest plugin'"
 )
+# The same tuple as mockserver.recorder.RECORD_MODES (a test checks): importing that module
+# here would load aiohttp with the plugin.
+RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")
+MARKER_ARGUMENTS = ("cassette", "allow_unused", "allow_repeats", "synthesize", "record_mode")
 CALL_FAILED = pytest.StashKey[bool]()
 
 
@@ -42,10 +49,39 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "folder of the cassettes, relative to the rootdir",
         default="",
     )
+    group.addoption(
+        "--tapedeck-record-mode",
+        dest="tapedeck_record_mode",
+        default=None,
+        help="none (default: never touch the network), once, new_episodes, all, rewrite",
+    )
+    parser.addini(
+        "tapedeck_record_mode",
+        "record mode when neither command line nor marker gives one",
+        default="",
+    )
+    group.addoption(
+        "--tapedeck-upstream",
+        dest="tapedeck_upstreams",
+        action="append",
+        default=[],
+        metavar="NAME=URL",
+        help="where recording forwards a provider's requests (repeatable)",
+    )
+    parser.addini("tapedeck_upstreams", "NAME=URL lines: where recording forwards", "linelist")
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", MARKER)
+    for value in (config.getoption("tapedeck_record_mode"), config.getini("tapedeck_record_mode")):
+        _check_record_mode(value, "--tapedeck-record-mode / tapedeck_record_mode")
+
+
+def _check_record_mode(value: object, where: str) -> None:
+    if value and value not in RECORD_MODES:
+        raise pytest.UsageError(
+            f"{where}: unknown record mode {value!r}; valid: {', '.join(RECORD_MODES)}"
+        )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -69,6 +105,7 @@ class Options:
     allow_unused: bool
     allow_repeats: bool
     synthesize: bool
+    record_mode: str | None
 
 
 def _options(item: pytest.Item) -> Options:
@@ -78,12 +115,13 @@ def _options(item: pytest.Item) -> Options:
         if marker.args:
             kwargs["cassette"] = marker.args[0]
         kwargs.update(marker.kwargs)
-    unknown = set(kwargs) - {"cassette", "allow_unused", "allow_repeats", "synthesize"}
+    unknown = set(kwargs) - set(MARKER_ARGUMENTS)
     if unknown:
         raise pytest.UsageError(
             f"{item.nodeid}: unknown tapedeck marker argument(s) {sorted(unknown)}; "
-            "valid: cassette, allow_unused, allow_repeats, synthesize"
+            f"valid: {', '.join(MARKER_ARGUMENTS)}"
         )
+    _check_record_mode(kwargs.get("record_mode"), f"{item.nodeid}: marker record_mode")
     cassette = kwargs.get("cassette")
     names = (cassette,) if isinstance(cassette, (str, os.PathLike)) else tuple(cassette or ())
     return Options(
@@ -91,7 +129,19 @@ def _options(item: pytest.Item) -> Options:
         allow_unused=bool(kwargs.get("allow_unused", False)),
         allow_repeats=bool(kwargs.get("allow_repeats", False)),
         synthesize=bool(kwargs.get("synthesize", False)),
+        record_mode=kwargs.get("record_mode"),
     )
+
+
+def record_mode(item: pytest.Item, options: Options) -> str:
+    """Command line, then marker, then ini, then ``none``."""
+    config = item.config
+    chosen = (
+        config.getoption("tapedeck_record_mode")
+        or options.record_mode
+        or config.getini("tapedeck_record_mode")
+    )
+    return str(chosen or "none")
 
 
 def cassette_dir(item: pytest.Item) -> Path:
@@ -195,24 +245,64 @@ def _tapedeck_libraries() -> _Libraries:
     return _Libraries()
 
 
+@pytest.fixture(scope="session")
+def tapedeck_stream() -> Iterator[StreamServer]:
+    """A server answering each request with the next queued stream (generated ones from
+    ``pytest_plugin.strategies``): ``with tapedeck_stream.serving(stream) as base_url``.
+    Session-scoped, so hypothesis tests can use it; see README 'Property tests'."""
+    from pytest_plugin.properties import StreamServer
+
+    with StreamServer() as server:
+        yield server
+
+
+@pytest.fixture
+def tapedeck_redaction() -> Redaction:
+    """What recording removes before writing. Override it in a conftest.py to add
+    headers, query parameters, body fields or custom filters::
+
+        @pytest.fixture
+        def tapedeck_redaction():
+            from mockserver import DEFAULT_REDACTION
+            return DEFAULT_REDACTION.extend(headers=["x-my-token"], body_fields=["user"])
+    """
+    from mockserver.cassettes import DEFAULT_REDACTION
+
+    return DEFAULT_REDACTION
+
+
 @pytest.fixture
 def tapedeck(
     request: pytest.FixtureRequest,
     tapedeck_server: BackgroundServer,
     _tapedeck_libraries: _Libraries,
+    tapedeck_redaction: Redaction,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Tapedeck]:
-    """Replays the test's cassettes; points the SDKs at the server for the test."""
+    """Replays (or records) the test's cassettes; points the SDKs at the server."""
     from mockserver.dialects import sdk_environment
     from mockserver.library import Library, Player
+    from mockserver.recorder import Recorder, parse_upstreams
 
     item = request.node
     options = _options(item)
     folder = cassette_dir(item)
     names = options.cassettes or (default_cassette(item),)
     paths = [resolve_cassette(folder, name) for name in names]
+    recorder: Recorder | None = None
+    mode = record_mode(item, options)
+    if mode != "none":
+        upstreams = item.config.getini("tapedeck_upstreams") + item.config.getoption(
+            "tapedeck_upstreams"
+        )
+        try:
+            recorder = Recorder(mode, paths[0], parse_upstreams(upstreams), tapedeck_redaction)
+        except ValueError as exc:
+            raise pytest.UsageError(f"tapedeck: {exc}") from None
+        if recorder.mode == "none":
+            recorder = None  # `once`, and the cassette exists: replay it
     missing = [p for p in paths if not p.exists()]
-    if missing and options.cassettes:
+    if missing and options.cassettes and recorder is None:
         pytest.fail(
             "tapedeck: cassette not found: "
             + ", ".join(str(p) for p in missing)
@@ -220,22 +310,33 @@ def tapedeck(
             "(set --tapedeck-cassette-dir or the tapedeck_cassette_dir ini key to move it).",
             pytrace=False,
         )
+    # all and rewrite answer every request from upstream: old recordings are not replayed.
+    replayed = recorder is None or not recorder.records_everything
     player = Player(
-        _tapedeck_libraries.get(paths),
+        _tapedeck_libraries.get(paths) if replayed else Library(()),
         allow_repeats=options.allow_repeats,
         synthesize=options.synthesize,
     )
-    tapedeck_server.state.use(player)
+    tapedeck_server.state.use(player, recorder)
     for name, value in sdk_environment(tapedeck_server.url).items():
         monkeypatch.setenv(name, value)
     yield Tapedeck(tapedeck_server, player, paths)
     # Requests that arrive after the test (a leaked client) must not touch its cassettes.
     tapedeck_server.state.use(Player(Library(())))
-    _check_teardown(item, player, options, paths)
+    _check_teardown(item, player, options, paths, recorder)
 
 
-def _check_teardown(item: pytest.Item, player: Player, options: Options, paths: list[Path]) -> None:
+def _check_teardown(
+    item: pytest.Item,
+    player: Player,
+    options: Options,
+    paths: list[Path],
+    recorder: Recorder | None,
+) -> None:
     problems: list[str] = []
+    if recorder is not None and recorder.failures:
+        problems.append(f"{len(recorder.failures)} recording(s) failed:")
+        problems.extend(f"  {failure}" for failure in recorder.failures)
     if player.misses:
         problems.append(f"{len(player.misses)} request(s) matched no recording:")
         for number, miss in enumerate(player.misses, 1):

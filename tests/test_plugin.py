@@ -107,7 +107,7 @@ def test_chat(tapedeck):
             # fnmatch reads [...] as a character class: ? stands for each bracket
             '    messages: recorded ?{"content":"hello","role":"user"}?, '
             'got ?{"content":"goodbye"*',
-            "Way out: record this request, or change it to match a recording.",
+            "Way out: record this request (record mode new_episodes), or change it to match a recording.",
         ],
         consecutive=True,
     )
@@ -238,7 +238,7 @@ def test_it(tapedeck):
     assert (
         "ERROR: test_unknown_marker_arguments_are_a_usage_error.py::test_it: unknown tapedeck "
         "marker argument(s) ['allow_unsued']; valid: cassette, allow_unused, allow_repeats, "
-        "synthesize" in result.stderr.lines
+        "synthesize, record_mode" in result.stderr.lines
     )
 
 
