@@ -1,4 +1,4 @@
-"""The ``tapedeck`` command: ``serve`` cassettes, ``lint`` them.
+"""The ``tapedeck`` command: ``serve`` cassettes, ``lint`` them, ``check`` a proxy.
 
 The last module of the flow: it parses arguments, builds a Library, and hands it to the
 app or to the validators. Exit codes: 0 fine, 1 violations found, 2 bad input.
@@ -123,8 +123,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     synth.add_argument("--message", help="the error message, with --status")
     synth.add_argument("--seed", type=int, default=0)
 
+    check = commands.add_parser(
+        "check", help="check that a proxy preserves streams (Tapedeck is its upstream)"
+    )
+    check.add_argument("--proxy", required=True, metavar="URL", help="the proxy's root URL")
+    check.add_argument(
+        "--upstream-port",
+        required=True,
+        type=int,
+        metavar="PORT",
+        help="serve as the proxy's upstream on 127.0.0.1:PORT (where the proxy forwards)",
+    )
+    check.add_argument("--model", default="gpt-4o-mini", help="the model name to ask the proxy")
+    check.add_argument("--api-key", default="tapedeck", help="the key the proxy expects")
+    check.add_argument(
+        "--dialect",
+        action="append",
+        metavar="NAME",
+        help="protocol spoken to the proxy: openai_chat (default), anthropic, openai_responses",
+    )
+    check.add_argument("--scenario", action="append", metavar="NAME", help="only these scenarios")
+    check.add_argument("--junit", metavar="FILE", help="also write the report as JUnit XML")
+    check.add_argument("--strict", action="store_true", help="count warnings as failures")
+    check.add_argument("--timeout", type=float, default=60.0, help="seconds per scenario")
+
     args = parser.parse_args(argv)
     try:
+        if args.command == "check":
+            return run_check(args)
         if args.command == "serve":
             return run_serve(args)
         if args.command == "synth":
@@ -135,11 +161,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def base_urls(url: str) -> list[tuple[str, str]]:
-    """(what to set, value) for each SDK, given the server's root URL."""
-    from mockserver.dialects import DIALECTS
+def run_check(args: argparse.Namespace) -> int:
+    """Exit 0: no fail; 1: a fail (a warn too, with --strict); 2: the run could not happen."""
+    from mockserver.conformance import run_conformance
 
-    return [(f"{name} base URL", url + dialect.base_path) for name, dialect in DIALECTS.items()]
+    try:
+        report = run_conformance(
+            args.proxy,
+            args.upstream_port,
+            model=args.model,
+            api_key=args.api_key,
+            dialects=args.dialect or ["openai_chat"],
+            scenarios=args.scenario,
+            timeout=args.timeout,
+        )
+    except ValueError as exc:  # an unknown dialect or scenario name
+        print(f"tapedeck check: {exc}", file=sys.stderr)
+        return 2
+    report = report.strict() if args.strict else report
+    print(report.table())
+    if args.junit:
+        Path(args.junit).write_text(report.junit(), encoding="utf-8")
+        print(f"JUnit XML written to {args.junit}")
+    return report.exit_code
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -147,6 +191,7 @@ def run_serve(args: argparse.Namespace) -> int:
 
     from mockserver.app import ServerState, make_app
     from mockserver.cassettes import DEFAULT_REDACTION
+    from mockserver.dialects import sdk_environment
     from mockserver.library import Library, Player
     from mockserver.recorder import Recorder, parse_upstreams
     from mockserver.timing import Profile
@@ -179,8 +224,8 @@ def run_serve(args: argparse.Namespace) -> int:
     url = f"http://{args.host}:{args.port}"
     lines = [f"Tapedeck serving {len(library)} recorded interactions at {url}"]
     lines += [f"  not served (no dialect for its route): {x.source}" for x in library.unserved]
-    lines += [f"  {what}: {value}" for what, value in base_urls(url)]
-    lines.append(f"  e.g. OPENAI_BASE_URL={url}/v1 OPENAI_API_KEY=tapedeck")
+    lines.append("Point the SDKs at it (the keys are dummies: Tapedeck never checks them):")
+    lines += [f"  export {name}={value}" for name, value in sdk_environment(url).items()]
     if args.synthesize:
         lines.append("  requests that match no recording are answered by the synthesizer")
     if recorder is not None:

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl
 
 from mockserver import cassettes
 from mockserver.dialects import resolve
@@ -29,15 +30,21 @@ class Recipe:
     body: dict[str, Any]
     script: Script
     origin: str = "https://api.openai.com"
+    method: str = "POST"
 
 
-def synthesize(path: str, body: dict[str, Any], script: Script, origin: str = "") -> Exchange:
-    """The exchange a dialect synthesizes for a POST of ``body`` to ``path``."""
-    match = resolve("POST", path)
+def synthesize(
+    path: str, body: dict[str, Any], script: Script, origin: str = "", method: str = "POST"
+) -> Exchange:
+    """The exchange a dialect synthesizes for a request of ``body`` to ``path`` (a GET
+    sends no body). A query in ``path`` (Gemini's ``?alt=sse``) becomes the request's."""
+    path, _, query = path.partition("?")
+    match = resolve(method, path)
     if match is None:
-        raise TapedeckError(f"no dialect serves POST {path}; see README 'Base URLs'")
-    raw = json.dumps(body).encode()
-    request = Request("POST", path, body=raw, json=body, origin=origin)
+        raise TapedeckError(f"no dialect serves {method} {path}; see README 'Base URLs'")
+    raw = b"" if method == "GET" else json.dumps(body).encode()
+    params = tuple(parse_qsl(query, keep_blank_values=True))
+    request = Request(method, path, params, body=raw, json=body if raw else None, origin=origin)
     response = match.dialect.synthesize(request, script)
     return Exchange(request, response)
 
@@ -52,7 +59,7 @@ def write_bundled(
     for recipe in BUNDLED if recipes is None else recipes:
         target = Path(folder) / recipe.file
         target.parent.mkdir(parents=True, exist_ok=True)
-        exchange = synthesize(recipe.path, recipe.body, recipe.script, recipe.origin)
+        exchange = synthesize(recipe.path, recipe.body, recipe.script, recipe.origin, recipe.method)
         cassettes.dump([exchange], target)
         written.append(target)
     return written

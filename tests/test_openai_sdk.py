@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import openai
@@ -22,7 +22,25 @@ from mockserver.runner import BackgroundServer
 from mockserver.synth import Recipe
 from tests.conftest import ROOT
 
-STREAMS = [r for r in BUNDLED if r.body.get("stream") and r.script.status < 400]
+STREAMS = [
+    r
+    for r in BUNDLED
+    if r.file.startswith("openai_chat/") and r.body.get("stream") and r.script.status < 400
+]
+
+
+@pytest.fixture
+def make_client() -> Iterator[Callable[..., openai.OpenAI]]:
+    """OpenAI clients closed after the test (an open one warns, and warnings are errors)."""
+    clients: list[openai.OpenAI] = []
+
+    def make(**kwargs: Any) -> openai.OpenAI:
+        clients.append(openai.OpenAI(**kwargs))
+        return clients[-1]
+
+    yield make
+    for client in clients:
+        client.close()
 
 
 @pytest.fixture(scope="module")
@@ -82,9 +100,9 @@ def check_usage(recipe: Recipe, chunks: list[Any]) -> None:
 
 @pytest.mark.parametrize("recipe", STREAMS, ids=lambda r: r.file)
 def test_sync_client_streams_every_bundled_cassette(
-    server: BackgroundServer, recipe: Recipe
+    server: BackgroundServer, recipe: Recipe, make_client: Callable[..., openai.OpenAI]
 ) -> None:
-    client = openai.OpenAI(base_url=server.url + "/v1", api_key="k", max_retries=0)
+    client = make_client(base_url=server.url + "/v1", api_key="k", max_retries=0)
     chunks = list(client.chat.completions.create(**recipe.body))
     expect(recipe, *assemble(chunks))
     check_usage(recipe, chunks)
@@ -104,9 +122,11 @@ def test_async_client_streams_every_bundled_cassette(
     check_usage(recipe, chunks)
 
 
-def test_stream_helper_gets_the_final_completion(server: BackgroundServer) -> None:
+def test_stream_helper_gets_the_final_completion(
+    server: BackgroundServer, make_client: Callable[..., openai.OpenAI]
+) -> None:
     recipe = next(r for r in STREAMS if r.script.tool_calls)
-    client = openai.OpenAI(base_url=server.url + "/v1", api_key="k", max_retries=0)
+    client = make_client(base_url=server.url + "/v1", api_key="k", max_retries=0)
     body = {k: v for k, v in recipe.body.items() if k != "stream"}
     with client.chat.completions.stream(**body) as stream:
         final = stream.get_final_completion()
@@ -119,9 +139,11 @@ def test_stream_helper_gets_the_final_completion(server: BackgroundServer) -> No
     assert final.usage.model_dump(exclude_none=True) == recorded_usage(recipe)
 
 
-def test_non_streaming_answer(server: BackgroundServer) -> None:
-    recipe = next(r for r in BUNDLED if r.file.endswith("nonstream.yaml"))
-    client = openai.OpenAI(base_url=server.url + "/v1", api_key="k", max_retries=0)
+def test_non_streaming_answer(
+    server: BackgroundServer, make_client: Callable[..., openai.OpenAI]
+) -> None:
+    recipe = next(r for r in BUNDLED if r.file == "openai_chat/nonstream.yaml")
+    client = make_client(base_url=server.url + "/v1", api_key="k", max_retries=0)
     reply = client.chat.completions.create(**recipe.body)
     assert reply.choices[0].message.content == recipe.script.text
     assert reply.choices[0].finish_reason == "stop"
@@ -129,9 +151,11 @@ def test_non_streaming_answer(server: BackgroundServer) -> None:
     assert reply.usage.total_tokens == reply.usage.prompt_tokens + reply.usage.completion_tokens
 
 
-def test_recorded_429_raises_rate_limit_error(server: BackgroundServer) -> None:
-    recipe = next(r for r in BUNDLED if r.script.status == 429)
-    client = openai.OpenAI(base_url=server.url + "/v1", api_key="k", max_retries=0)
+def test_recorded_429_raises_rate_limit_error(
+    server: BackgroundServer, make_client: Callable[..., openai.OpenAI]
+) -> None:
+    recipe = next(r for r in BUNDLED if r.file == "openai_chat/error-429.yaml")
+    client = make_client(base_url=server.url + "/v1", api_key="k", max_retries=0)
     with pytest.raises(openai.RateLimitError) as raised:
         client.chat.completions.create(**recipe.body)
     assert raised.value.status_code == 429
@@ -139,8 +163,10 @@ def test_recorded_429_raises_rate_limit_error(server: BackgroundServer) -> None:
     assert "Rate limit reached" in raised.value.message
 
 
-def test_a_miss_raises_bad_request_without_retrying(server: BackgroundServer) -> None:
-    client = openai.OpenAI(base_url=server.url + "/v1", api_key="k")  # default retries on
+def test_a_miss_raises_bad_request_without_retrying(
+    server: BackgroundServer, make_client: Callable[..., openai.OpenAI]
+) -> None:
+    client = make_client(base_url=server.url + "/v1", api_key="k")  # default retries on
     before = len(server.state.player.requests)
     with pytest.raises(openai.BadRequestError) as raised:
         client.chat.completions.create(
@@ -151,9 +177,9 @@ def test_a_miss_raises_bad_request_without_retrying(server: BackgroundServer) ->
 
 
 @pytest.mark.tapedeck("openai_chat/stream-include-usage.yaml")
-def test_through_the_fixture(tapedeck: Any) -> None:
+def test_through_the_fixture(tapedeck: Any, make_client: Callable[..., openai.OpenAI]) -> None:
     recipe = next(r for r in BUNDLED if r.file.endswith("stream-include-usage.yaml"))
-    client = openai.OpenAI(max_retries=0)  # OPENAI_BASE_URL and OPENAI_API_KEY from the fixture
+    client = make_client(max_retries=0)  # OPENAI_BASE_URL and OPENAI_API_KEY from the fixture
     chunks = list(client.chat.completions.create(**recipe.body))
     expect(recipe, *assemble(chunks))
     check_usage(recipe, chunks)

@@ -9,10 +9,31 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from mockserver.dialects import openai_chat
+from mockserver.dialects import (
+    anthropic,
+    bedrock,
+    gemini,
+    ollama,
+    openai_chat,
+    openai_completions,
+    openai_embeddings,
+    openai_responses,
+)
 from mockserver.model import Dialect, Route
 
-DIALECTS: dict[str, Dialect] = {dialect.name: dialect for dialect in (openai_chat.DIALECT,)}
+DIALECTS: dict[str, Dialect] = {
+    dialect.name: dialect
+    for dialect in (
+        openai_chat.DIALECT,
+        openai_completions.DIALECT,
+        openai_embeddings.DIALECT,
+        openai_responses.DIALECT,
+        anthropic.DIALECT,
+        bedrock.DIALECT,
+        gemini.DIALECT,
+        ollama.DIALECT,
+    )
+}
 
 
 @dataclass(frozen=True, slots=True)

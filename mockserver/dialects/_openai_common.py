@@ -19,7 +19,17 @@ import string
 from collections.abc import Sequence
 from typing import Any, ClassVar
 
-from mockserver.model import Event, Headers, Request, Response, Script, Violation, canonical_json
+from mockserver.model import (
+    Event,
+    Headers,
+    Identity,
+    Request,
+    Response,
+    Script,
+    Violation,
+    canonical_json,
+    identity_from,
+)
 
 SYSTEM_FINGERPRINT = "fp_tapedeck"
 ERROR_CODES: dict[int, str] = {
@@ -391,3 +401,50 @@ def azure_fields(request: Request) -> list[tuple[str, Any]]:
     if request.path.lstrip("/").startswith("openai/"):
         fields.append(("azure.api-version", request.query_value("api-version")))
     return fields
+
+
+# --- identity and token estimates (legacy completions, embeddings) ------------------------
+
+
+def body_identity(
+    request: Request, volatile: dict[str, str], defaults: dict[str, Any] | None = None
+) -> Identity:
+    """An OpenAI JSON body as an identity: every field but the ``volatile`` ones; a field
+    equal to its default in ``defaults`` dropped (compared as canonical JSON: ``1`` equals
+    ``1.0`` but not ``true``); ``stream_options`` without ``include_obfuscation`` and a
+    false ``include_usage``; plus Azure's deployment and api-version. A body that is not
+    a JSON object is matched by its text."""
+    body = request.json
+    if not isinstance(body, dict):
+        text = canonical_json(body) if body is not None else request.body.decode("utf-8", "replace")
+        return identity_from([("body", text)])
+    fields = {k: v for k, v in body.items() if k not in volatile}
+    for name, default in (defaults or {}).items():
+        if name in fields and canonical_json(fields[name]) == canonical_json(default):
+            del fields[name]
+    options = fields.pop("stream_options", None)
+    if isinstance(options, dict):
+        options = {
+            k: v
+            for k, v in options.items()
+            if k != "include_obfuscation" and not (k == "include_usage" and v is False)
+        }
+    if options:
+        fields["stream_options"] = options
+    return identity_from([*fields.items(), *azure_fields(request)])
+
+
+_WORDISH = re.compile(r"\w+|[^\w\s]")
+
+
+def estimate_tokens(value: Any) -> int:
+    """Tokens in a prompt or an embedding input: a string counts its words and punctuation
+    marks (``"Hello, world!"`` is 4, as OpenAI counts it), a token id counts 1, a list the
+    sum of its items; anything else a quarter of its JSON length."""
+    if isinstance(value, str):
+        return len(_WORDISH.findall(value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        return 1
+    if isinstance(value, list):
+        return sum(estimate_tokens(item) for item in value)
+    return math.ceil(len(canonical_json(value)) / 4)

@@ -4,7 +4,25 @@ checks the files in cassettes/ are exactly what they make."""
 
 from __future__ import annotations
 
-from mockserver.recipes import openai_chat
+from mockserver.recipes import (
+    anthropic,
+    bedrock,
+    gemini,
+    ollama,
+    openai_chat,
+    openai_completions,
+    openai_embeddings,
+    openai_responses,
+)
 from mockserver.synth import Recipe
 
-BUNDLED: tuple[Recipe, ...] = (*openai_chat.RECIPES,)
+BUNDLED: tuple[Recipe, ...] = (
+    *openai_chat.RECIPES,
+    *openai_completions.RECIPES,
+    *openai_embeddings.RECIPES,
+    *openai_responses.RECIPES,
+    *ollama.RECIPES,
+    *anthropic.RECIPES,
+    *bedrock.RECIPES,
+    *gemini.RECIPES,
+)
