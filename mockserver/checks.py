@@ -2,13 +2,18 @@
 Violations. Never raises on bad streams; the caller decides what is fatal.
 
 ``validate`` is the public entry point for a stream; ``lint_exchange`` and ``lint_file``
-judge recorded interactions (what ``tapedeck lint`` prints).
+judge recorded interactions, ``lint_path`` a cassette or a raw captured stream body (what
+``tapedeck lint`` prints).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from mockserver.dialects import DIALECTS, ROUTER
 from mockserver.model import Dialect, Event, Exchange, Request, Violation, header
@@ -70,3 +75,44 @@ def lint_file(path: str | os.PathLike[str]) -> list[tuple[str, Violation]]:
         for exchange in cassettes.load(path)
         for violation in lint_exchange(exchange)
     ]
+
+
+# A cassette names its interactions at the start of a line (YAML) or as a JSON key; a raw
+# SSE or NDJSON body never does, since its lines start with a field name or a JSON object.
+_CASSETTE = re.compile(rb'^\s*(?:\{\s*)?"?interactions"?\s*:', re.MULTILINE)
+
+
+def stream_request(
+    dialect: Dialect | str, include_usage: bool | None = None, body: Any = None
+) -> Request | None:
+    """The request a raw stream answered, as far as the caller knows it: ``body`` (the
+    request JSON) and/or OpenAI's ``stream_options.include_usage``. None when neither is
+    given: the rules that depend on the request are then not applied."""
+    if isinstance(dialect, str):
+        dialect = DIALECTS[dialect]
+    if body is None and include_usage is None:
+        return None
+    fields: dict[str, Any] = {"stream": True, **(body if isinstance(body, dict) else {})}
+    if include_usage is not None:
+        options = fields.get("stream_options")
+        fields["stream_options"] = {
+            **(options if isinstance(options, dict) else {}),
+            "include_usage": include_usage,
+        }
+    # The dialect's first fixed route (no placeholders) names the endpoint.
+    path = next((r.pattern for r in dialect.routes if "{" not in r.pattern), "/")
+    return Request("POST", path, body=json.dumps(fields).encode(), json=fields)
+
+
+def lint_path(
+    path: str | os.PathLike[str],
+    dialect: Dialect | str | None = None,
+    request: Request | None = None,
+) -> list[tuple[str, Violation]]:
+    """(source, violation) for a cassette file; with ``dialect``, a file that is not a
+    cassette is judged as a raw stream body captured from the wire (source: the path)."""
+    if dialect is not None:
+        data = Path(path).read_bytes()
+        if not _CASSETTE.search(data):
+            return [(str(path), violation) for violation in validate(dialect, data, request)]
+    return lint_file(path)
