@@ -268,8 +268,8 @@ def explain_miss(library: Library, request: Request, key: Key, played: Sequence[
     if not candidates:
         return (
             f"{head} The loaded cassettes hold no {key[1]} {key[2]} request at all "
-            f"({len(library)} served interactions loaded). Way out: record it (record mode once or new_episodes), or load the "
-            "cassette that holds it."
+            f"({len(library)} served interactions loaded). Way out: record it (record mode "
+            "once or new_episodes), or load the cassette that holds it."
         )
     lines = [head, "Nearest recorded requests:"]
     for diffs, position in nearest(library, key, candidates):

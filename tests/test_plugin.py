@@ -107,7 +107,8 @@ def test_chat(tapedeck):
             # fnmatch reads [...] as a character class: ? stands for each bracket
             '    messages: recorded ?{"content":"hello","role":"user"}?, '
             'got ?{"content":"goodbye"*',
-            "Way out: record this request (record mode new_episodes), or change it to match a recording.",
+            "Way out: record this request (record mode new_episodes), or change it to match a "
+            "recording.",
         ],
         consecutive=True,
     )

@@ -25,6 +25,7 @@ from mockserver.model import (
     Identity,
     Request,
     Response,
+    Route,
     Script,
     Violation,
     canonical_json,
@@ -448,3 +449,21 @@ def estimate_tokens(value: Any) -> int:
     if isinstance(value, list):
         return sum(estimate_tokens(item) for item in value)
     return math.ceil(len(canonical_json(value)) / 4)
+
+
+ENVIRONMENT = (("OPENAI_BASE_URL", "{url}/v1"), ("OPENAI_API_KEY", "tapedeck-test-key"))
+"""What points the openai SDK at a server (every OpenAI dialect shares it)."""
+
+
+def routes(suffix: str, endpoint: str) -> tuple[Route, ...]:
+    """Where an OpenAI endpoint is served: with and without /v1 (SDK base URLs differ),
+    Azure's deployment and v1 forms, and under any prefix, for OpenAI-compatible servers
+    (OpenRouter /api/v1, the HF router, vLLM...). The router picks the most specific
+    match, so ``{prefix*}/completions`` never takes a ``.../chat/completions`` path."""
+    return (
+        Route("POST", f"/v1/{suffix}", endpoint),
+        Route("POST", f"/{suffix}", endpoint),
+        Route("POST", f"/openai/deployments/{{deployment}}/{suffix}", endpoint),
+        Route("POST", f"/openai/v1/{suffix}", endpoint),
+        Route("POST", f"{{prefix*}}/{suffix}", endpoint),
+    )

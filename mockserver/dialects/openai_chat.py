@@ -22,7 +22,6 @@ from mockserver.model import (
     Identity,
     Request,
     Response,
-    Route,
     Script,
     Violation,
     canonical_json,
@@ -277,15 +276,7 @@ def _deltas(
 
 DIALECT = Dialect(
     name="openai_chat",
-    routes=(
-        Route("POST", "/v1/chat/completions", "chat.completions"),
-        Route("POST", "/chat/completions", "chat.completions"),
-        # Azure OpenAI: the deployment form, and the newer v1 form.
-        Route("POST", "/openai/deployments/{deployment}/chat/completions", "chat.completions"),
-        Route("POST", "/openai/v1/chat/completions", "chat.completions"),
-        # OpenAI-compatible servers under a prefix (OpenRouter /api/v1, HF router, ...).
-        Route("POST", "{prefix*}/chat/completions", "chat.completions"),
-    ),
+    routes=common.routes("chat/completions", "chat.completions"),
     framing=SSE,
     is_stream=is_stream,
     identity=identity,
@@ -293,5 +284,5 @@ DIALECT = Dialect(
     error=error,
     synthesize=synthesize,
     base_path="/v1",
-    environment=(("OPENAI_BASE_URL", "{url}/v1"), ("OPENAI_API_KEY", "tapedeck-test-key")),
+    environment=common.ENVIRONMENT,
 )

@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from mockserver.dialects import _openai_common as common
 from mockserver.framing.sse import SSE
-from mockserver.model import Dialect, Event, Identity, Request, Response, Route, Script, Violation
+from mockserver.model import Dialect, Event, Identity, Request, Response, Script, Violation
 
 VOLATILE_FIELDS: dict[str, str] = {
     "user": "an end-user tag for abuse monitoring; the answer does not depend on it",
@@ -204,16 +204,7 @@ def synthesize(request: Request, script: Script) -> Response:
 
 DIALECT = Dialect(
     name="openai_completions",
-    routes=(
-        Route("POST", "/v1/completions", "completions"),
-        Route("POST", "/completions", "completions"),
-        # Azure OpenAI: the deployment form (?api-version=...), and the newer v1 form.
-        Route("POST", "/openai/deployments/{deployment}/completions", "completions"),
-        Route("POST", "/openai/v1/completions", "completions"),
-        # OpenAI-compatible servers under a prefix (vLLM, LiteLLM...); `{prefix*}/chat/
-        # completions` pins more literal text, so chat paths still route to openai_chat.
-        Route("POST", "{prefix*}/completions", "completions"),
-    ),
+    routes=common.routes("completions", "completions"),
     framing=SSE,
     is_stream=is_stream,
     identity=identity,
@@ -221,5 +212,5 @@ DIALECT = Dialect(
     error=error,
     synthesize=synthesize,
     base_path="/v1",
-    environment=(("OPENAI_BASE_URL", "{url}/v1"), ("OPENAI_API_KEY", "tapedeck-test-key")),
+    environment=common.ENVIRONMENT,
 )

@@ -27,7 +27,6 @@ from mockserver.model import (
     Identity,
     Request,
     Response,
-    Route,
     Script,
     Violation,
     canonical_json,
@@ -156,15 +155,7 @@ def synthesize(request: Request, script: Script) -> Response:
 
 DIALECT = Dialect(
     name="openai_embeddings",
-    routes=(
-        Route("POST", "/v1/embeddings", "embeddings"),
-        Route("POST", "/embeddings", "embeddings"),
-        # Azure OpenAI: the deployment form (?api-version=...), and the newer v1 form.
-        Route("POST", "/openai/deployments/{deployment}/embeddings", "embeddings"),
-        Route("POST", "/openai/v1/embeddings", "embeddings"),
-        # OpenAI-compatible servers under a prefix (OpenRouter /api/v1, LiteLLM, ...).
-        Route("POST", "{prefix*}/embeddings", "embeddings"),
-    ),
+    routes=common.routes("embeddings", "embeddings"),
     framing=SSE,
     is_stream=is_stream,
     identity=identity,
@@ -172,5 +163,5 @@ DIALECT = Dialect(
     error=error,
     synthesize=synthesize,
     base_path="/v1",
-    environment=(("OPENAI_BASE_URL", "{url}/v1"), ("OPENAI_API_KEY", "tapedeck-test-key")),
+    environment=common.ENVIRONMENT,
 )

@@ -293,15 +293,9 @@ def _response(
 DIALECT = Dialect(
     name="openai_responses",
     routes=(
-        Route("POST", "/v1/responses", "responses"),
-        Route("POST", "/responses", "responses"),
-        # Azure OpenAI: the v1 form (also Bedrock Mantle's), the form AzureOpenAI posts to
-        # (api-version in the query), and the deployment form.
-        Route("POST", "/openai/v1/responses", "responses"),
+        *common.routes("responses", "responses"),
+        # AzureOpenAI posts Responses calls here (api-version in the query).
         Route("POST", "/openai/responses", "responses"),
-        Route("POST", "/openai/deployments/{deployment}/responses", "responses"),
-        # OpenAI-compatible servers under a prefix (OpenRouter /api/v1, ...).
-        Route("POST", "{prefix*}/responses", "responses"),
     ),
     framing=SSE,
     is_stream=is_stream,
@@ -310,5 +304,5 @@ DIALECT = Dialect(
     error=error,
     synthesize=synthesize,
     base_path="/v1",
-    environment=(("OPENAI_BASE_URL", "{url}/v1"), ("OPENAI_API_KEY", "tapedeck-test-key")),
+    environment=common.ENVIRONMENT,
 )
