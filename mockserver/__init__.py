@@ -8,12 +8,10 @@ from mockserver.cassettes import DEFAULT_REDACTION, Redaction, dump, dumps, load
 from mockserver.checks import lint_exchange, lint_file, validate
 from mockserver.dialects import DIALECTS, resolve, sdk_environment
 from mockserver.errors import (
-    BadRequest,
     CassetteFormatError,
     CassetteNotFoundError,
     NoMatchingExchange,
     TapedeckError,
-    UnknownRoute,
     UnsafeCassetteName,
 )
 from mockserver.library import Entry, Library, Miss, Player
@@ -30,13 +28,15 @@ from mockserver.model import (
     ToolCall,
     Violation,
 )
+from mockserver.recorder import RECORD_MODES, Recorder
 from mockserver.runner import BackgroundServer
+from mockserver.timing import Profile
 
 __all__ = [
     "DEFAULT_REDACTION",
     "DIALECTS",
+    "RECORD_MODES",
     "BackgroundServer",
-    "BadRequest",
     "CassetteFormatError",
     "CassetteNotFoundError",
     "Dialect",
@@ -48,6 +48,8 @@ __all__ = [
     "Miss",
     "NoMatchingExchange",
     "Player",
+    "Profile",
+    "Recorder",
     "Redaction",
     "Request",
     "Response",
@@ -57,7 +59,6 @@ __all__ = [
     "TapedeckError",
     "Timing",
     "ToolCall",
-    "UnknownRoute",
     "UnsafeCassetteName",
     "Violation",
     "dump",

@@ -6,10 +6,11 @@ the way out.
     │                                         file, interaction index, what was expected
     ├── CassetteNotFoundError (FileNotFoundError)
     ├── UnsafeCassetteName (ValueError)       a name that would escape the cassette folder
-    ├── NoMatchingExchange (AssertionError)   a request that no recording answers:
-    │                                         the nearest recordings and what differed
-    ├── UnknownRoute (LookupError)            a path no dialect serves: the routes served
-    └── BadRequest (ValueError)               malformed JSON, a body over the size limit
+    └── NoMatchingExchange (AssertionError)   a request that no recording answers:
+                                              the nearest recordings and what differed
+
+Bad HTTP input (malformed JSON, unknown routes, oversized bodies) is not an exception
+here: the server answers it at once in the provider's error shape (app.py).
 """
 
 from __future__ import annotations
@@ -38,14 +39,3 @@ class UnsafeCassetteName(TapedeckError, ValueError):
 
 class NoMatchingExchange(TapedeckError, AssertionError):
     pass
-
-
-class UnknownRoute(TapedeckError, LookupError):
-    pass
-
-
-class BadRequest(TapedeckError, ValueError):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
