@@ -20,9 +20,8 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
 import aiohttp
-from aiohttp import web
+from aiohttp import HttpVersion11, web
 from aiohttp.http_writer import StreamWriter
-from multidict import CIMultiDict
 
 from mockserver.dialects import ROUTER, RouteMatch
 from mockserver.errors import NoMatchingExchange
@@ -170,25 +169,41 @@ async def serve(
         return web.Response(
             status=response.status,
             reason=response.reason or None,
-            headers=_multidict(entry.headers),
+            headers=entry.headers,
             body=response.body,
         )
+    if schedule is None and http.version >= HttpVersion11:
+        return await _serve_at_once(http, entry)
     stream = web.StreamResponse(
-        status=response.status, reason=response.reason or None, headers=_multidict(entry.headers)
+        status=response.status, reason=response.reason or None, headers=entry.headers
     )
     try:
+        await stream.prepare(http)
+        for number, frame in enumerate(entry.frames):
+            if schedule is not None:
+                await sleep_until(arrived + schedule[1][number])
+            await stream.write(frame)  # one HTTP chunk per event (none under HTTP/1.0)
+        await stream.write_eof()
+    except ConnectionError:
+        log.info("client went away during %s", entry.source)
+    return stream
+
+
+async def _serve_at_once(http: web.Request, entry: Entry) -> web.StreamResponse:
+    """An unpaced stream: the chunked coding was done once at load (one chunk per event),
+    so the status line, the headers and every chunk leave in a single write. A
+    ``web.Response`` holds its headers back until the first write, where a
+    ``StreamResponse`` would send them on their own."""
+    response = entry.exchange.response
+    stream = web.Response(
+        status=response.status, reason=response.reason or None, headers=entry.headers
+    )
+    stream.enable_chunked_encoding()
+    try:
         writer = await stream.prepare(http)
-        if schedule is not None:
-            for frame, offset in zip(entry.frames, schedule[1], strict=True):
-                await sleep_until(arrived + offset)
-                await stream.write(frame)
-        elif isinstance(writer, StreamWriter) and writer.chunked:
-            # The chunked coding is done once at load; write it, headers included, in one go.
-            writer.chunked = False
-            await writer.write(entry.wire)
-        else:
-            for frame in entry.frames:  # HTTP/1.0: no chunks, plain body bytes
-                await stream.write(frame)
+        assert isinstance(writer, StreamWriter) and writer.chunked
+        writer.chunked = False  # the bytes are chunk-coded already
+        await writer.write(entry.wire)
         await stream.write_eof()
     except ConnectionError:
         log.info("client went away during %s", entry.source)
@@ -210,11 +225,12 @@ def _schedule(entry: Entry, state: ServerState) -> tuple[float, list[float]] | N
 
 
 def reply(response: Response, *, extra: Headers = ()) -> web.Response:
-    headers = _multidict(
-        tuple((k, v) for k, v in response.headers if k.lower() not in FRAMING_HEADERS) + extra
-    )
+    headers = tuple((k, v) for k, v in response.headers if k.lower() not in FRAMING_HEADERS)
     return web.Response(
-        status=response.status, reason=response.reason or None, headers=headers, body=response.body
+        status=response.status,
+        reason=response.reason or None,
+        headers=headers + extra,
+        body=response.body,
     )
 
 
@@ -227,7 +243,3 @@ def unknown_route(http: web.Request) -> web.Response:
     )
     body = {"error": {"message": message, "type": "invalid_request_error", "code": "unknown_route"}}
     return web.json_response(body, status=404, headers={"x-should-retry": "false"})
-
-
-def _multidict(headers: Headers) -> CIMultiDict[str]:
-    return CIMultiDict(headers)

@@ -218,7 +218,13 @@ def run_serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"tapedeck serve: {exc}", file=sys.stderr)
         return 2
-    player = Player(library, allow_repeats=not args.no_repeats, synthesize=args.synthesize)
+    # A server runs for hours: it keeps no log of the requests it answered.
+    player = Player(
+        library,
+        allow_repeats=not args.no_repeats,
+        synthesize=args.synthesize,
+        keep_requests=False,
+    )
     state = ServerState(player, recorder=recorder, speed=args.speed, profile=profile)
     app = make_app(state, max_body=int(args.max_body_mb * 1024 * 1024))
     url = f"http://{args.host}:{args.port}"

@@ -9,6 +9,7 @@ recordings were played, which requests missed. One Player per test (or per serve
 from __future__ import annotations
 
 import difflib
+import gc
 import os
 import threading
 from collections.abc import Iterable, Sequence
@@ -30,6 +31,7 @@ FRAMING_HEADERS = frozenset(
     {"content-length", "transfer-encoding", "content-encoding", "connection", "keep-alive"}
 )
 CASSETTE_SUFFIXES = (".yaml", ".yml", ".json")
+KEY_CACHE_SIZE = 4096
 
 
 def chunked(frames: Sequence[bytes]) -> bytes:
@@ -127,16 +129,38 @@ class Library:
             buckets.setdefault(entry.key[:3], []).append(position)
         self._index = {key: tuple(value) for key, value in index.items()}
         self._buckets = {key: tuple(value) for key, value in buckets.items()}
+        # Clients repeat the same bodies (a test suite, a load test): their keys are
+        # remembered, as computing an identity is most of a replay's CPU time.
+        self._keys: dict[tuple[str, str, tuple[tuple[str, str], ...], bytes], Key] = {}
 
     @classmethod
     def from_paths(cls, paths: Iterable[str | os.PathLike[str]]) -> Library:
-        exchanges: list[Exchange] = []
-        for path in cassette_files(paths):
-            exchanges.extend(cassettes.load(path))
-        return cls(exchanges)
+        # Loading builds millions of small objects that all live on: the cyclic garbage
+        # collector would rescan them again and again (40 s instead of 12 s for 100,000
+        # interactions, measured by benchmarks/run.py), so it waits until the end.
+        collecting = gc.isenabled()
+        gc.disable()
+        try:
+            exchanges: list[Exchange] = []
+            for path in cassette_files(paths):
+                exchanges.extend(cassettes.load(path))
+            return cls(exchanges)
+        finally:
+            if collecting:
+                gc.enable()
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def key(self, request: Request, match: RouteMatch) -> Key:
+        """``key_for(request, match)``, remembered for up to KEY_CACHE_SIZE requests."""
+        seen = (request.method, request.path, request.query, request.body)
+        key = self._keys.get(seen)
+        if key is None:
+            if len(self._keys) >= KEY_CACHE_SIZE:
+                self._keys.clear()
+            key = self._keys[seen] = key_for(request, match)
+        return key
 
     def positions(self, key: Key) -> tuple[int, ...]:
         return self._index.get(key, ())
@@ -158,11 +182,13 @@ class Player:
     """Which recordings were played and which requests missed. Identical requests replay
     in recorded order (FIFO); with ``allow_repeats`` the last one answers again. With
     ``synthesize``, a request no recording answers is noted in ``synthesized`` (the server
-    answers it from a script) instead of in ``misses``."""
+    answers it from a script) instead of in ``misses``. ``keep_requests`` lists every
+    request in ``requests`` (what a test inspects; a long-running server turns it off)."""
 
     library: Library
     allow_repeats: bool = False
     synthesize: bool = False
+    keep_requests: bool = True
     requests: list[Request] = field(default_factory=list)
     misses: list[Miss] = field(default_factory=list)
     synthesized: list[Request] = field(default_factory=list)
@@ -177,9 +203,10 @@ class Player:
 
         The caller decides what a miss is (a failure, a synthesized answer, a recording)
         and notes it with ``miss``."""
-        key = key_for(request, match)
+        key = self.library.key(request, match)
         with self._lock:
-            self.requests.append(request)
+            if self.keep_requests:
+                self.requests.append(request)
             positions = self.library.positions(key)
             for position in positions:
                 if self._plays[position] == 0:
@@ -202,7 +229,8 @@ class Player:
     def note_request(self, request: Request) -> None:
         """A request answered without consulting the recordings (record modes all/rewrite)."""
         with self._lock:
-            self.requests.append(request)
+            if self.keep_requests:
+                self.requests.append(request)
 
     def unplayed(self) -> list[Entry]:
         with self._lock:
