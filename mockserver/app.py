@@ -34,6 +34,7 @@ log = logging.getLogger("tapedeck")
 
 DEFAULT_MAX_BODY = 32 * 1024 * 1024
 SYNTHESIZED = "synthesized"
+NO_RETRY = (("x-should-retry", "false"),)  # the SDKs honour it: a retry cannot help
 
 
 @dataclass
@@ -95,11 +96,23 @@ async def _close_client(app: web.Application) -> None:
 
 
 async def handle(http: web.Request) -> web.StreamResponse:
-    arrived = asyncio.get_running_loop().time()
-    state = http.app[STATE]
     match = ROUTER.resolve(http.method, http.path)
     if match is None:
         return unknown_route(http)
+    try:
+        return await answer(http, match)
+    except Exception as exc:  # a bug of ours: still a provider-shaped answer, and we go on
+        log.exception("tapedeck failed on %s %s", http.method, http.path)
+        message = (
+            f"Tapedeck failed on this request ({type(exc).__name__}: {exc}). This is a bug in "
+            "Tapedeck, not in your client: please report it with this message."
+        )
+        return reply(match.dialect.error(500, message, "server_error"), extra=NO_RETRY)
+
+
+async def answer(http: web.Request, match: RouteMatch) -> web.StreamResponse:
+    arrived = asyncio.get_running_loop().time()
+    state = http.app[STATE]
     dialect = match.dialect
     try:
         body = await http.read()
@@ -128,7 +141,7 @@ async def handle(http: web.Request) -> web.StreamResponse:
             assert synthesized is not None  # the route was resolved above
             return await serve(http, synthesized, state, arrived)
         error = dialect.error(400, str(miss), dialect.default_error_kind)
-        return reply(error, extra=(("x-should-retry", "false"),))
+        return reply(error, extra=NO_RETRY)
     return await serve(http, entry, state, arrived)
 
 
@@ -139,7 +152,7 @@ async def record(
         return await recorder.forward(http, request, match, state.upstream_client())
     except RecordingError as exc:
         error = match.dialect.error(502, str(exc), "api_error")
-        return reply(error, extra=(("x-should-retry", "false"),))
+        return reply(error, extra=NO_RETRY)
 
 
 def build_request(http: web.Request, body: bytes) -> Request:

@@ -256,3 +256,25 @@ def test_synthesize_answers_a_miss_with_a_valid_stream(server: BackgroundServer)
     assert validate("openai_chat", reply.body, request) == []
     assert server.state.player.misses == []  # synthesis was asked for: not a failure
     assert [r.json for r in server.state.player.synthesized] == [body]
+
+
+class _BrokenPlayer(Player):
+    """A player with a bug: what the server does when its own code fails."""
+
+    def next(self, request: Request, match: object) -> object:  # type: ignore[override]
+        raise RuntimeError("boom")
+
+
+def test_a_bug_of_ours_is_a_provider_shaped_500_and_the_server_goes_on(
+    server: BackgroundServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.state.use(_BrokenPlayer(LIBRARY))
+    reply = rawhttp.request(server.url, CHAT, chat("hello"))
+    assert reply.status == 500
+    assert reply.header("x-should-retry") == "false"
+    error = reply.json()["error"]
+    assert error["type"] == "server_error"
+    assert "RuntimeError: boom" in error["message"] and "bug in Tapedeck" in error["message"]
+    assert "Traceback" not in reply.body.decode()
+    server.state.use(Player(LIBRARY))
+    assert rawhttp.request(server.url, CHAT, chat("hello")).status == 200
