@@ -134,6 +134,22 @@ class Violation:
         return f"{self.rule} at {where}: {self.message}"
 
 
+def one_per_rule(found: Iterable[tuple[str, int, str]]) -> list[Violation]:
+    """(rule, event index, sentence) findings as one Violation per rule, at its first
+    event, counting the rest: a report stays readable when every chunk of a stream
+    breaks the same rule."""
+    grouped: dict[str, list[tuple[int, str]]] = {}
+    for rule, index, sentence in found:
+        grouped.setdefault(rule, []).append((index, sentence))
+    out = []
+    for rule, hits in grouped.items():
+        index, sentence = hits[0]
+        if len(hits) > 1:
+            sentence += f" ({len(hits) - 1} more like it, the last at event {hits[-1][0]})"
+        out.append(Violation(rule, index, sentence + "."))
+    return out
+
+
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     """A tool call a synthesized answer makes. ``arguments`` is JSON text."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mockserver.dialects._openai_common import short
-from mockserver.model import Event, Request, Violation
+from mockserver.model import Event, Request, Violation, one_per_rule
 
 RULES: dict[str, str] = {
     "event-name-missing": "Every event carries an event: line (the anthropic SDK silently "
@@ -286,16 +286,7 @@ class MessageChecker:
 
     def violations(self) -> list[Violation]:
         """One Violation per rule, at its first event, counting the rest."""
-        grouped: dict[str, list[tuple[int, str]]] = {}
-        for rule, index, sentence in self.found:
-            grouped.setdefault(rule, []).append((index, sentence))
-        out = []
-        for rule, hits in grouped.items():
-            index, sentence = hits[0]
-            if len(hits) > 1:
-                sentence += f" ({len(hits) - 1} more like it, the last at event {hits[-1][0]})"
-            out.append(Violation(rule, index, sentence + "."))
-        return out
+        return one_per_rule(self.found)
 
 
 HANDLED = frozenset(

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mockserver.framing import aws_eventstream
-from mockserver.model import Event, Violation
+from mockserver.model import Event, Violation, one_per_rule
 
 RULES: dict[str, str] = {
     "frame-truncated": "Every frame is a whole message: a 12-byte prelude and as many bytes "
@@ -186,16 +186,7 @@ class _Checker:
 
     def violations(self) -> list[Violation]:
         """One Violation per rule, at its first event, counting the rest."""
-        grouped: dict[str, list[tuple[int, str]]] = {}
-        for rule, index, sentence in self.found:
-            grouped.setdefault(rule, []).append((index, sentence))
-        out = []
-        for rule, hits in grouped.items():
-            index, sentence = hits[0]
-            if len(hits) > 1:
-                sentence += f" ({len(hits) - 1} more like it, the last at event {hits[-1][0]})"
-            out.append(Violation(rule, index, sentence + "."))
-        return out
+        return one_per_rule(self.found)
 
 
 @dataclass

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mockserver.dialects._gemini_common import field, target
-from mockserver.model import Event, Request, Violation
+from mockserver.model import Event, Request, Violation, one_per_rule
 
 RULES: dict[str, str] = {
     "line-not-data": "Every non-blank SSE line is 'data: ' with the space: google-genai "
@@ -241,16 +241,7 @@ class _Checker:
                 self.flag("finish-reason-missing", -1, n=n)
 
     def violations(self) -> list[Violation]:
-        grouped: dict[str, list[tuple[int, str]]] = {}
-        for rule, index, sentence in self.found:
-            grouped.setdefault(rule, []).append((index, sentence))
-        out = []
-        for rule, hits in grouped.items():
-            index, sentence = hits[0]
-            if len(hits) > 1:
-                sentence += f" ({len(hits) - 1} more like it, the last at event {hits[-1][0]})"
-            out.append(Violation(rule, index, sentence + "."))
-        return out
+        return one_per_rule(self.found)
 
 
 def _shaped(candidate: Any) -> bool:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from mockserver.model import Event, Request, Violation
+from mockserver.model import Event, Request, Violation, one_per_rule
 
 ENDPOINTS = {
     "/api/chat": "chat",
@@ -108,16 +108,7 @@ class _Checker:
             self.line(i, event)
         if self.done_at is None and self.error_at is None:
             self.flag("done-missing", -1)
-        grouped: dict[str, list[tuple[int, str]]] = {}
-        for rule, index, sentence in self.found:
-            grouped.setdefault(rule, []).append((index, sentence))
-        out = []
-        for rule, hits in grouped.items():
-            index, sentence = hits[0]
-            if len(hits) > 1:
-                sentence += f" ({len(hits) - 1} more like it, the last at event {hits[-1][0]})"
-            out.append(Violation(rule, index, sentence + "."))
-        return out
+        return one_per_rule(self.found)
 
     def line(self, i: int, event: Event) -> None:
         data = event.data or ""

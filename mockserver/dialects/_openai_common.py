@@ -30,6 +30,7 @@ from mockserver.model import (
     Violation,
     canonical_json,
     identity_from,
+    one_per_rule,
 )
 
 SYSTEM_FINGERPRINT = "fp_tapedeck"
@@ -249,16 +250,7 @@ class StreamChecker:
     def violations(self) -> list[Violation]:
         """One Violation per rule, at its first event, counting the rest: a report stays
         readable when every chunk of a stream breaks the same rule."""
-        grouped: dict[str, list[tuple[int, str]]] = {}
-        for rule, index, sentence in self.found:
-            grouped.setdefault(rule, []).append((index, sentence))
-        out = []
-        for rule, hits in grouped.items():
-            index, sentence = hits[0]
-            if len(hits) > 1:
-                sentence += f" ({len(hits) - 1} more like it, the last at event {hits[-1][0]})"
-            out.append(Violation(rule, index, sentence + "."))
-        return out
+        return one_per_rule(self.found)
 
 
 # --- synthesizing -----------------------------------------------------------------------
