@@ -4,7 +4,7 @@ The public API is exactly ``__all__`` (a test pins it). Everything else is inter
 """
 
 from mockserver.app import ServerState, make_app
-from mockserver.cassettes import DEFAULT_REDACTION, Redaction, dump, dumps, load, loads, redact
+from mockserver.cassettes import dump, dumps, load, loads
 from mockserver.checks import lint_exchange, lint_file, validate
 from mockserver.dialects import DIALECTS, resolve, sdk_environment
 from mockserver.errors import (
@@ -29,6 +29,7 @@ from mockserver.model import (
     Violation,
 )
 from mockserver.recorder import RECORD_MODES, Recorder
+from mockserver.redaction import DEFAULT_REDACTION, Redaction, redact
 from mockserver.runner import BackgroundServer
 from mockserver.timing import Profile
 

@@ -6,7 +6,7 @@ Library; ``dump``/``dumps`` write exchanges back, redacted and atomically, for t
 in a layout vcrpy itself loads and replays.
 
 What it must never do: serve or send HTTP (it knows YAML and vcrpy's layout, nothing
-else); write a secret (``redact`` runs before any text exists); leave a half-written
+else); write a secret (``redaction.redact`` runs before any text exists); leave a half-written
 cassette behind; hand out a compressed body (Response.body is always the decoded bytes,
 so nobody downstream has to guess).
 """
@@ -20,8 +20,7 @@ import json
 import os
 import tempfile
 import zlib
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 from urllib.parse import parse_qsl, urlencode, urlsplit
@@ -30,6 +29,7 @@ import yaml
 
 from mockserver.errors import CassetteFormatError, CassetteNotFoundError
 from mockserver.model import Exchange, Headers, Request, Response, Timing
+from mockserver.redaction import DEFAULT_REDACTION, Redaction, redact
 
 try:
     from yaml import CSafeDumper as _SafeDumper
@@ -38,52 +38,10 @@ except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeDumper as _SafeDumper  # type: ignore[assignment]
     from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
-__all__ = ["DEFAULT_REDACTION", "Redaction", "dump", "dumps", "load", "loads", "redact"]
+__all__ = ["dump", "dumps", "load", "loads"]
 
 _FRAMING = frozenset({"content-length", "transfer-encoding", "content-encoding"})
 _NO_WRAP = 1 << 30  # folded long lines are legal YAML but unreadable in a diff
-
-
-@dataclass(frozen=True, slots=True)
-class Redaction:
-    """What to strip before writing; names compare case-insensitively.
-
-    Redacted headers are removed; redacted query parameters and top-level JSON fields of
-    the request body keep their name and get ``placeholder`` as their value.
-    """
-
-    headers: frozenset[str] = frozenset()
-    query_params: frozenset[str] = frozenset()
-    body_fields: frozenset[str] = frozenset()
-    placeholder: str = "REDACTED"
-    filters: tuple[Callable[[Exchange], Exchange], ...] = ()
-    """Custom filters, applied in order after the rules above: each takes the exchange
-    and returns what may be written (the hook for anything the rules cannot name)."""
-
-    def extend(
-        self,
-        headers: Iterable[str] = (),
-        query_params: Iterable[str] = (),
-        body_fields: Iterable[str] = (),
-        filters: Iterable[Callable[[Exchange], Exchange]] = (),
-    ) -> Redaction:
-        return replace(
-            self,
-            headers=self.headers | frozenset(headers),
-            query_params=self.query_params | frozenset(query_params),
-            body_fields=self.body_fields | frozenset(body_fields),
-            filters=self.filters + tuple(filters),
-        )
-
-
-_SECRET_HEADERS = (
-    "authorization proxy-authorization x-api-key api-key x-goog-api-key cookie set-cookie"
-    " openai-organization openai-project anthropic-organization-id x-amz-security-token"
-)
-DEFAULT_REDACTION = Redaction(
-    headers=frozenset(_SECRET_HEADERS.split()),
-    query_params=frozenset({"key", "api_key", "api-key", "access_token"}),
-)
 
 
 class _Bad(Exception):
@@ -297,38 +255,6 @@ def _timing(raw: Any) -> Timing | None:
     ):
         _expected("response tapedeck.events", "a list of seconds (numbers)", events)
     return Timing(float(head), tuple(float(event) for event in events))
-
-
-def redact(exchange: Exchange, redaction: Redaction = DEFAULT_REDACTION) -> Exchange:
-    """The exchange without the secrets ``redaction`` names, nor any org/project header."""
-    names = {name.lower() for name in redaction.headers}
-    params = {name.lower() for name in redaction.query_params}
-    fields = {name.lower() for name in redaction.body_fields}
-    placeholder = redaction.placeholder
-
-    def keep(headers: Headers) -> Headers:
-        return tuple(
-            (name, value)
-            for name, value in headers
-            if (low := name.lower()) not in names
-            and "organization" not in low
-            and "account-id" not in low
-            and not low.endswith("-project")
-        )
-
-    request = exchange.request
-    query = tuple((k, placeholder if k.lower() in params else v) for k, v in request.query)
-    body, parsed = request.body, request.json
-    document = _json(body) if fields else None
-    if isinstance(document, dict) and any(key.lower() in fields for key in document):
-        parsed = {k: placeholder if k.lower() in fields else v for k, v in document.items()}
-        body = json.dumps(parsed).encode()
-    request = replace(request, headers=keep(request.headers), query=query, body=body, json=parsed)
-    response = replace(exchange.response, headers=keep(exchange.response.headers))
-    cleaned = replace(exchange, request=request, response=response)
-    for custom in redaction.filters:
-        cleaned = custom(cleaned)
-    return cleaned
 
 
 def dumps(exchanges: Sequence[Exchange], *, redaction: Redaction = DEFAULT_REDACTION) -> str:

@@ -190,10 +190,10 @@ def run_serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
     from mockserver.app import ServerState, make_app
-    from mockserver.cassettes import DEFAULT_REDACTION
     from mockserver.dialects import sdk_environment
     from mockserver.library import Library, Player
     from mockserver.recorder import Recorder, parse_upstreams
+    from mockserver.redaction import DEFAULT_REDACTION
     from mockserver.timing import Profile
 
     recording = args.record_mode != "none"

@@ -28,6 +28,7 @@ from mockserver import cassettes
 from mockserver.checks import validate
 from mockserver.dialects import RouteMatch
 from mockserver.model import Exchange, Headers, Request, Response, Timing
+from mockserver.redaction import DEFAULT_REDACTION, Redaction
 
 log = logging.getLogger("tapedeck")
 
@@ -82,7 +83,7 @@ class Recorder:
     mode: str
     cassette: Path
     upstreams: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_UPSTREAMS))
-    redaction: cassettes.Redaction = cassettes.DEFAULT_REDACTION
+    redaction: Redaction = DEFAULT_REDACTION
     strict: bool = False
     recorded: list[Exchange] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)

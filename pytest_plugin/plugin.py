@@ -9,18 +9,19 @@ Precedence for every setting: command line, then the test's marker, then the ini
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from pytest_plugin.handle import Libraries, Tapedeck
+
 if TYPE_CHECKING:
-    from mockserver.cassettes import Redaction
-    from mockserver.library import Entry, Library, Miss, Player
-    from mockserver.model import Request
+    from mockserver.library import Player
     from mockserver.recorder import Recorder
+    from mockserver.redaction import Redaction
     from mockserver.runner import BackgroundServer
     from pytest_plugin.properties import StreamServer
 
@@ -176,61 +177,6 @@ def resolve_cassette(folder: Path, name: str) -> Path:
     return path
 
 
-class Tapedeck:
-    """The handle a test gets from the ``tapedeck`` fixture."""
-
-    def __init__(self, server: BackgroundServer, player: Player, cassettes: Sequence[Path]):
-        self._server = server
-        self._player = player
-        self.cassettes = tuple(cassettes)
-
-    @property
-    def url(self) -> str:
-        """The server's root URL, ``http://127.0.0.1:PORT``."""
-        return self._server.url
-
-    def base_url(self, dialect: str = "openai_chat") -> str:
-        """The base URL to give the SDK of a dialect (``openai_chat`` -> ``.../v1``)."""
-        from mockserver.dialects import DIALECTS
-
-        return self.url + DIALECTS[dialect].base_path
-
-    @property
-    def requests(self) -> list[Request]:
-        """Every request the server received during this test, in order."""
-        return list(self._player.requests)
-
-    @property
-    def misses(self) -> list[Miss]:
-        return list(self._player.misses)
-
-    def unplayed(self) -> list[Entry]:
-        return self._player.unplayed()
-
-    def script(self, text: str | None = None, **fields: Any) -> None:
-        """Queue the answer to the next request that matches no recording (synthesis)."""
-        from mockserver.model import Script
-
-        self._player.synthesize = True
-        self._server.state.scripts.append(Script(text=text, **fields))
-
-
-class _Libraries:
-    """Loaded cassettes, kept for the session: a file is read once whatever the tests."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[tuple[str, float], ...], Library] = {}
-
-    def get(self, paths: Sequence[Path]) -> Library:
-        from mockserver.library import Library
-
-        existing = [p for p in paths if p.exists()]
-        key = tuple((str(p), p.stat().st_mtime) for p in existing)
-        if key not in self._cache:
-            self._cache[key] = Library.from_paths(existing)
-        return self._cache[key]
-
-
 @pytest.fixture(scope="session")
 def tapedeck_server() -> Iterator[BackgroundServer]:
     """The session's replay server on 127.0.0.1 (one per pytest-xdist worker)."""
@@ -241,8 +187,8 @@ def tapedeck_server() -> Iterator[BackgroundServer]:
 
 
 @pytest.fixture(scope="session")
-def _tapedeck_libraries() -> _Libraries:
-    return _Libraries()
+def _tapedeck_libraries() -> Libraries:
+    return Libraries()
 
 
 @pytest.fixture(scope="session")
@@ -266,7 +212,7 @@ def tapedeck_redaction() -> Redaction:
             from mockserver import DEFAULT_REDACTION
             return DEFAULT_REDACTION.extend(headers=["x-my-token"], body_fields=["user"])
     """
-    from mockserver.cassettes import DEFAULT_REDACTION
+    from mockserver.redaction import DEFAULT_REDACTION
 
     return DEFAULT_REDACTION
 
@@ -275,7 +221,7 @@ def tapedeck_redaction() -> Redaction:
 def tapedeck(
     request: pytest.FixtureRequest,
     tapedeck_server: BackgroundServer,
-    _tapedeck_libraries: _Libraries,
+    _tapedeck_libraries: Libraries,
     tapedeck_redaction: Redaction,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Tapedeck]:

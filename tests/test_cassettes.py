@@ -25,9 +25,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mockserver import cassettes
-from mockserver.cassettes import DEFAULT_REDACTION, Redaction, dump, dumps, load, loads, redact
+from mockserver.cassettes import dump, dumps, load, loads
 from mockserver.errors import CassetteFormatError, CassetteNotFoundError
 from mockserver.model import Exchange, Headers, Request, Response, Timing, header
+from mockserver.redaction import DEFAULT_REDACTION, Redaction, redact
 
 SSE = b'data: {"id":"1","choices":[{"delta":{"content":"Hi"}}]}\n\ndata: [DONE]\n\n'
 

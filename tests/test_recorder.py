@@ -20,11 +20,11 @@ import vcr
 
 from mockserver import cassettes
 from mockserver.app import ServerState
-from mockserver.cassettes import DEFAULT_REDACTION
 from mockserver.dialects import DIALECTS
 from mockserver.library import Library, Player
 from mockserver.model import Exchange, Request, Script
 from mockserver.recorder import RECORD_MODES, Recorder, parse_upstreams
+from mockserver.redaction import DEFAULT_REDACTION
 from mockserver.runner import BackgroundServer
 from tests import rawhttp, upstream
 from tests.upstream import SECRET_COOKIE, SECRET_KEY, SECRET_ORG, Upstream, running

@@ -6,8 +6,8 @@ In the flow (ARCHITECTURE.md) the router hands this dialect a request: ``identit
 Script, ``error`` gives misses Bedrock's error shape, and ``check`` judges a binary AWS
 event stream (framing/aws_eventstream.py) off to the side. The rules come from
 wire-formats.md §10 and the botocore service model, checked against corpus/bedrock; where
-they disagreed, the recordings won. SigV4 headers are never looked at. The stream rules and
-the answer builder live in ``_bedrock_common``.
+they disagreed, the recordings won. SigV4 headers are never looked at. The stream rules
+live in ``_bedrock_check``, the answer builder (``Answer``) in ``_bedrock_synth``.
 
 Synthesis: converse bodies and converse-stream frames (sorted keys, a random-length ``p``
 padding per event, as Bedrock sends) for any model; invoke answers for Anthropic models
@@ -32,7 +32,8 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
 
-from mockserver.dialects import _bedrock_common as common
+from mockserver.dialects import _bedrock_check as rules
+from mockserver.dialects._bedrock_synth import Answer
 from mockserver.framing import aws_eventstream
 from mockserver.framing.aws_eventstream import AWS_EVENTSTREAM
 from mockserver.model import (
@@ -53,7 +54,7 @@ VOLATILE_FIELDS: dict[str, str] = {
     "requestMetadata": "key-value tags for filtering invocation logs; never seen by the model",
 }
 
-RULES = common.RULES
+RULES = rules.RULES
 """Every rule ``check`` enforces, id -> what it requires; a Violation's rule is one of these."""
 
 DEFAULT_TEXT = "This is a synthesized reply from Tapedeck."
@@ -159,7 +160,7 @@ def check(request: Request | None, events: Sequence[Event]) -> list[Violation]:
         invoke = found[0].startswith("invoke")
     else:  # no request: an invoke stream is made of chunk events
         invoke = any(e.event == "chunk" for e in events[:1])
-    checker = common.InvokeChecker() if invoke else common.ConverseChecker()
+    checker = rules.InvokeChecker() if invoke else rules.ConverseChecker()
     return checker.run(events)
 
 
@@ -228,7 +229,7 @@ def synthesize(request: Request, script: Script) -> Response:
     if prompt is None:
         prompt = math.ceil(len(canonical_json([body.get("system"), body.get("messages")])) / 4)
     stop = STOP_REASONS.get(script.finish_reason or "", script.finish_reason)
-    answer = common.Answer(
+    answer = Answer(
         reasoning=_pieces(reasoning or "", script.chunk_size),
         signature=base64.b64encode(rng.randbytes(48)).decode() if reasoning else "",
         text=_pieces(text or "", script.chunk_size),
