@@ -1,6 +1,6 @@
 """Knobs of the OpenAI chunk streams (Chat Completions, legacy Completions): the stream
 request, the legal variations, and one mutation per rule of the shared chunk-stream
-state machine (``_openai_common.STREAM_RULES``) plus the chat rules.
+state machine (``_openai_stream_check.STREAM_RULES``) plus the chat rules.
 
 Every mutation is built to break its rule and nothing else: a chunk it adds carries an
 empty value and ``usage: null`` when the stream has include_usage, so that only the

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from mockserver.dialects import _openai_common as common
+from mockserver.dialects import _openai_stream_check as stream_check
 from mockserver.model import Event, Request, Violation
 
 RULES: dict[str, str] = {
@@ -128,7 +129,7 @@ class _Item:
         self.next = {"content": 0, "summary": 0}
 
 
-class _Checker(common.StreamChecker):
+class _Checker(stream_check.StreamChecker):
     """One pass over the events. Reuses the OpenAI family's reporting (``flag``, and one
     Violation per rule with a count of the repeats); its chunk rules play no part."""
 

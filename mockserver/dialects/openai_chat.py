@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 from mockserver.dialects import _openai_common as common
+from mockserver.dialects import _openai_stream_check as stream_check
 from mockserver.framing.sse import SSE
 from mockserver.model import (
     Dialect,
@@ -38,7 +39,7 @@ VOLATILE_FIELDS: dict[str, str] = {
 }
 
 RULES: dict[str, str] = {
-    **common.STREAM_RULES,
+    **stream_check.STREAM_RULES,
     "role-not-first": "role appears only in the first delta of a choice (it may be absent).",
     "content-after-finish": "After its finish_reason, a choice's deltas hold only empty "
     "values (no content, tool calls, refusal, reasoning...).",
@@ -93,12 +94,12 @@ def _filled(value: Any) -> bool:
     return value not in (None, "", [], {})
 
 
-class _ChatChecker(common.StreamChecker):
+class _ChatChecker(stream_check.StreamChecker):
     """Adds what a chat delta must respect: role first, nothing after the finish, and
     tool calls that open with a header and whose argument fragments join to JSON."""
 
     say: ClassVar[dict[str, str]] = {
-        **common.STREAM_SAY,
+        **stream_check.STREAM_SAY,
         "role-not-first": "expected role only in the first delta of choice {n}, found it again",
         "content-after-finish": "expected nothing more for choice {n} after its finish at "
         "event {at}, found delta {found}",

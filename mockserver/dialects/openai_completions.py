@@ -1,6 +1,6 @@
 """OpenAI legacy Completions (``POST /v1/completions``), on OpenAI, Azure and vLLM-style servers.
 
-The same chunk stream as chat (``_openai_common.StreamChecker``: ``[DONE]`` last, the
+The same chunk stream as chat (``_openai_stream_check.StreamChecker``: ``[DONE]`` last, the
 include_usage chunk, one finish per choice), but each choice holds ``text`` instead of a
 delta, chunks say ``object: "text_completion"`` (no ``.chunk`` suffix), there is no role,
 and a choice's last text chunk carries its finish_reason (wire-formats.md §3). vLLM's
@@ -16,6 +16,7 @@ from itertools import accumulate
 from typing import Any, ClassVar
 
 from mockserver.dialects import _openai_common as common
+from mockserver.dialects import _openai_stream_check as stream_check
 from mockserver.framing.sse import SSE
 from mockserver.model import Dialect, Event, Identity, Request, Response, Script, Violation
 
@@ -27,7 +28,7 @@ DEFAULTS: dict[str, Any] = {"stream": False, "n": 1, "echo": False}
 """Fields whose documented default, spelled out, asks for the same answer as leaving it out."""
 
 RULES: dict[str, str] = {
-    **common.STREAM_RULES,
+    **stream_check.STREAM_RULES,
     "choice-text-missing": "Every choice carries its text as a string (possibly empty); "
     "Azure's filter-only choices, which carry content_filter_results, are exempt.",
     "text-after-finish": "After its finish_reason, a choice gets no more text.",
@@ -66,12 +67,12 @@ def _logprobs_problem(logprobs: Any) -> bool:
     return len(lists) < len(keys) or len({len(v) for v in lists}) > 1
 
 
-class _CompletionChecker(common.StreamChecker):
+class _CompletionChecker(stream_check.StreamChecker):
     """Adds what a text choice must respect: a string text, nothing after the finish,
     and logprobs lists that line up."""
 
     say: ClassVar[dict[str, str]] = {
-        **common.STREAM_SAY,
+        **stream_check.STREAM_SAY,
         "choice-text-missing": "expected a string text on choice {n}, found {found}",
         "text-after-finish": "expected no more text for choice {n} after its finish at "
         "event {at}, found {found}",
