@@ -18,7 +18,7 @@ from typing import Any
 from mockserver.dialects import DIALECTS, ROUTER
 from mockserver.model import Dialect, Event, Exchange, Request, Violation, header
 
-GENERIC_RULES = {
+GENERIC_RULES = {  # the rules of lint_exchange and validate beyond each dialect's RULES
     "stream-empty": "a successful streaming response carries at least one event",
     "content-type": "a successful stream is served with its framing's content type",
 }
