@@ -7,6 +7,7 @@ from mockserver.app import ServerState, make_app
 from mockserver.cassettes import dump, dumps, load, loads
 from mockserver.checks import lint_exchange, lint_file, validate
 from mockserver.dialects import DIALECTS, resolve, sdk_environment
+from mockserver.dialects.contract import Dialect, Route
 from mockserver.errors import (
     CassetteFormatError,
     CassetteNotFoundError,
@@ -16,13 +17,11 @@ from mockserver.errors import (
 )
 from mockserver.library import Entry, Library, Miss, Player
 from mockserver.model import (
-    Dialect,
     Event,
     Exchange,
     Framing,
     Request,
     Response,
-    Route,
     Script,
     Timing,
     ToolCall,

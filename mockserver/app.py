@@ -24,10 +24,10 @@ from aiohttp import HttpVersion11, web
 from aiohttp.http_writer import StreamWriter
 
 from mockserver.dialects import ROUTER, RouteMatch
-from mockserver.errors import NoMatchingExchange
+from mockserver.errors import NoMatchingExchange, RecordingError
 from mockserver.library import FRAMING_HEADERS, Entry, Library, Player, prepare
 from mockserver.model import Exchange, Headers, Request, Response, Script
-from mockserver.recorder import Recorder, RecordingError
+from mockserver.recorder import Recorder
 from mockserver.timing import Profile, deadlines, sleep_until
 
 log = logging.getLogger("tapedeck")

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from mockserver.dialects import DIALECTS, ROUTER
-from mockserver.model import Dialect, Event, Exchange, Request, Violation, header
+from mockserver.dialects.contract import Dialect
+from mockserver.model import Event, Exchange, Request, Violation, header
 
 GENERIC_RULES = {  # the rules of lint_exchange and validate beyond each dialect's RULES
     "stream-empty": "a successful streaming response carries at least one event",

@@ -11,6 +11,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from mockserver.conformance.scenarios import CATALOGUES
+from mockserver.dialects import DEFAULT_DIALECT, upstreams
 from mockserver.errors import TapedeckError
 from mockserver.recorder import RECORD_MODES
 
@@ -62,7 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="NAME=URL",
-        help="where to forward: openai, anthropic, gemini, ollama, azure (repeatable)",
+        help=f"where to forward: {', '.join(upstreams())} (repeatable)",
     )
     recording.add_argument(
         "--record-to", metavar="FILE", help="cassette to record into (default: see README)"
@@ -140,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--dialect",
         action="append",
         metavar="NAME",
-        help="protocol spoken to the proxy: openai_chat (default), anthropic, openai_responses",
+        help=f"protocol spoken to the proxy: {', '.join(CATALOGUES)} (default {DEFAULT_DIALECT})",
     )
     check.add_argument("--scenario", action="append", metavar="NAME", help="only these scenarios")
     check.add_argument("--junit", metavar="FILE", help="also write the report as JUnit XML")
@@ -171,7 +173,7 @@ def run_check(args: argparse.Namespace) -> int:
             args.upstream_port,
             model=args.model,
             api_key=args.api_key,
-            dialects=args.dialect or ["openai_chat"],
+            dialects=args.dialect or [DEFAULT_DIALECT],
             scenarios=args.scenario,
             timeout=args.timeout,
         )

@@ -6,6 +6,9 @@ the way out.
     │                                         file, interaction index, what was expected
     ├── CassetteNotFoundError (FileNotFoundError)
     ├── UnsafeCassetteName (ValueError)       a name that would escape the cassette folder
+    ├── UnknownDialectError (KeyError)        a dialect name nobody registered: the known ones
+    ├── RecordingError                        a request the recorder cannot forward
+    ├── ConformanceError                      a proxy check that cannot run (proxy down...)
     └── NoMatchingExchange (AssertionError)   a request that no recording answers:
                                               the nearest recordings and what differed
 
@@ -39,3 +42,24 @@ class UnsafeCassetteName(TapedeckError, ValueError):
 
 class NoMatchingExchange(TapedeckError, AssertionError):
     pass
+
+
+class UnknownDialectError(TapedeckError, KeyError):
+    """A dialect name that is not registered; the message lists the registered ones."""
+
+    def __init__(self, name: str, known: tuple[str, ...]) -> None:
+        super().__init__(name)
+        self.name = name
+        self.known = known
+
+    def __str__(self) -> str:  # KeyError would show the repr of the key alone
+        return f"unknown dialect {self.name!r}; known dialects: {', '.join(self.known)}"
+
+
+class RecordingError(TapedeckError):
+    """The recorder cannot forward this request (no upstream configured for it)."""
+
+
+class ConformanceError(TapedeckError):
+    """A conformance check that cannot run: the proxy is down, refuses, or misbehaves
+    before any scenario could be judged."""

@@ -18,8 +18,9 @@ from pathlib import Path
 
 from mockserver import cassettes
 from mockserver.dialects import ROUTER, RouteMatch
+from mockserver.dialects.contract import Dialect
 from mockserver.errors import NoMatchingExchange
-from mockserver.model import Dialect, Exchange, Headers, Identity, Request, header
+from mockserver.model import Exchange, Headers, Identity, Request, header
 
 Key = tuple[str, str, str, Identity]
 """(method, dialect name, endpoint, identity): two requests with one key get one answer."""

@@ -1,5 +1,8 @@
 """The values that flow through Tapedeck: frozen, slotted, built once and shared.
 
+The contract a protocol fulfils (``Dialect``) lives with the dialects, in
+``mockserver.dialects.contract``.
+
 Leftmost module of the flow (see ARCHITECTURE.md): it imports nothing of ours, and every
 other module speaks in these values. Nothing here does I/O or knows about aiohttp.
 """
@@ -7,7 +10,7 @@ other module speaks in these values. Nothing here does I/O or knows about aiohtt
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -134,22 +137,6 @@ class Violation:
         return f"{self.rule} at {where}: {self.message}"
 
 
-def one_per_rule(found: Iterable[tuple[str, int, str]]) -> list[Violation]:
-    """(rule, event index, sentence) findings as one Violation per rule, at its first
-    event, counting the rest: a report stays readable when every chunk of a stream
-    breaks the same rule."""
-    grouped: dict[str, list[tuple[int, str]]] = {}
-    for rule, index, sentence in found:
-        grouped.setdefault(rule, []).append((index, sentence))
-    out = []
-    for rule, hits in grouped.items():
-        index, sentence = hits[0]
-        if len(hits) > 1:
-            sentence += f" ({len(hits) - 1} more like it, the last at event {hits[-1][0]})"
-        out.append(Violation(rule, index, sentence + "."))
-    return out
-
-
 @dataclass(frozen=True, slots=True)
 class ToolCall:
     """A tool call a synthesized answer makes. ``arguments`` is JSON text."""
@@ -214,43 +201,6 @@ class Framing:
 
     def events(self, body: bytes) -> tuple[Event, ...]:
         return tuple(self.parse(frame) for frame in self.frames(body))
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    """A method and path pattern a dialect serves. ``{name}`` matches one path segment."""
-
-    method: str
-    pattern: str
-    endpoint: str
-
-
-@dataclass(frozen=True, slots=True)
-class Dialect:
-    """One wire protocol: data plus a few small functions (see ARCHITECTURE.md)."""
-
-    name: str
-    routes: tuple[Route, ...]
-    framing: Framing
-    is_stream: Callable[[Request], bool]
-    identity: Callable[[Request], Identity]
-    check: Callable[[Request | None, Sequence[Event]], list[Violation]]
-    error: Callable[[int, str, str], Response]
-    synthesize: Callable[[Request, Script], Response]
-    base_path: str = ""
-    """What to append to the server URL to get this dialect's SDK base URL."""
-    environment: tuple[tuple[str, str], ...] = ()
-    """Environment variables pointing this dialect's SDK at a server; ``{url}`` is the
-    server's root URL."""
-    default_error_kind: str = "invalid_request_error"
-    select_framing: Callable[[Request], Framing] | None = None
-    """For a protocol whose stream framing depends on the request (Gemini: ``alt=sse``
-    or a JSON array); None means ``framing`` always."""
-
-    def framing_for(self, request: Request | None) -> Framing:
-        if request is None or self.select_framing is None:
-            return self.framing
-        return self.select_framing(request)
 
 
 def identity_from(fields: Iterable[tuple[str, Any]]) -> Identity:

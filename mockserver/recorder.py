@@ -26,29 +26,14 @@ from aiohttp import web
 
 from mockserver import cassettes
 from mockserver.checks import validate
-from mockserver.dialects import RouteMatch
+from mockserver.dialects import RouteMatch, upstreams
+from mockserver.errors import RecordingError
 from mockserver.model import Exchange, Headers, Request, Response, Timing
 from mockserver.redaction import DEFAULT_REDACTION, Redaction
 
 log = logging.getLogger("tapedeck")
 
 RECORD_MODES = ("none", "once", "new_episodes", "all", "rewrite")
-DEFAULT_UPSTREAMS: dict[str, str] = {
-    "openai": "https://api.openai.com/v1",
-    "anthropic": "https://api.anthropic.com",
-    "gemini": "https://generativelanguage.googleapis.com",
-    "ollama": "http://127.0.0.1:11434",
-}
-PROVIDERS: dict[str, str] = {
-    "openai_chat": "openai",
-    "openai_responses": "openai",
-    "openai_completions": "openai",
-    "openai_embeddings": "openai",
-    "anthropic": "anthropic",
-    "gemini": "gemini",
-    "ollama": "ollama",
-    "bedrock": "bedrock",
-}
 # Never forwarded: they describe one hop, or would make the upstream compress (we store
 # and serve decoded bodies) or address the wrong host.
 HOP_HEADERS = frozenset(
@@ -59,21 +44,23 @@ HOP_HEADERS = frozenset(
 )  # fmt: skip
 
 
-class RecordingError(Exception):
-    """The recorder cannot forward this request (no upstream configured)."""
+def default_upstreams() -> dict[str, str]:
+    """Every upstream the dialects know, by name, with the real provider's URL where there
+    is one to assume (none for Azure or Bedrock: the user's own resource)."""
+    return {name: url for name, url in upstreams().items() if url}
 
 
 def parse_upstreams(pairs: list[str]) -> dict[str, str]:
     """``["openai=https://...", ...]`` over the defaults; a clear ValueError otherwise."""
-    upstreams = dict(DEFAULT_UPSTREAMS)
+    found = default_upstreams()
     for pair in pairs:
         name, sep, url = pair.partition("=")
         if not sep or not urlsplit(url).scheme.startswith("http"):
             raise ValueError(
                 f"--upstream wants NAME=URL (e.g. openai=https://api.openai.com/v1), got {pair!r}"
             )
-        upstreams[name.strip()] = url.rstrip("/")
-    return upstreams
+        found[name.strip()] = url.rstrip("/")
+    return found
 
 
 @dataclass
@@ -82,7 +69,7 @@ class Recorder:
 
     mode: str
     cassette: Path
-    upstreams: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_UPSTREAMS))
+    upstreams: Mapping[str, str] = field(default_factory=lambda: default_upstreams())
     redaction: Redaction = DEFAULT_REDACTION
     strict: bool = False
     recorded: list[Exchange] = field(default_factory=list)
@@ -107,12 +94,13 @@ class Recorder:
 
     def upstream_url(self, request: Request, match: RouteMatch) -> str:
         dialect = match.dialect
-        provider = "azure" if request.path.startswith("/openai/") else PROVIDERS.get(dialect.name)
-        base = self.upstreams.get(provider or "")
-        if base is None:
+        upstream = dialect.upstream_for(request)
+        name = upstream.name if upstream else dialect.name
+        base = self.upstreams.get(name)
+        if not base:
             raise RecordingError(
-                f"no upstream for {provider or dialect.name}: start tapedeck with "
-                f"--upstream {provider or dialect.name}=https://... to record {request.path}"
+                f"no upstream for {name}: start tapedeck with "
+                f"--upstream {name}=https://... to record {request.path}"
             )
         path = request.path
         # The SDK's base URL maps onto the upstream's: /v1/chat/completions on us is

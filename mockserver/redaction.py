@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from mockserver.dialects import DIALECTS
 from mockserver.model import Exchange, Headers
 
 __all__ = ["DEFAULT_REDACTION", "Redaction", "redact"]
@@ -55,12 +56,12 @@ class Redaction:
         )
 
 
-_SECRET_HEADERS = (
-    "authorization proxy-authorization x-api-key api-key x-goog-api-key cookie set-cookie"
-    " openai-organization openai-project anthropic-organization-id x-amz-security-token"
-)
+_SECRET_HEADERS = "authorization proxy-authorization x-api-key api-key cookie set-cookie"
 DEFAULT_REDACTION = Redaction(
-    headers=frozenset(_SECRET_HEADERS.split()),
+    # The generic credential headers, and each protocol's own (Dialect.secret_headers).
+    headers=frozenset(_SECRET_HEADERS.split()).union(
+        *(dialect.secret_headers for dialect in DIALECTS.values())
+    ),
     query_params=frozenset({"key", "api_key", "api-key", "access_token"}),
 )
 

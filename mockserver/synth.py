@@ -1,5 +1,5 @@
 """Cassettes made by the synthesizer: what a recipe is, and the functions behind
-``tapedeck synth`` (the bundled recipes themselves are data, in ``mockserver.recipes``).
+``tapedeck synth`` (the bundled recipes are data, in each dialect folder's ``recipes``).
 
 Sits beside the CLI at the end of the flow: it routes a request to its dialect, asks the
 dialect to synthesize the answer, and writes the exchange with the cassette writer.
@@ -10,27 +10,14 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl
 
 from mockserver import cassettes
-from mockserver.dialects import resolve
+from mockserver.dialects import RECIPES, Recipe, resolve
 from mockserver.errors import TapedeckError
 from mockserver.model import Exchange, Request, Script
-
-
-@dataclass(frozen=True)
-class Recipe:
-    """One bundled cassette: where it goes, what was asked, what the answer says."""
-
-    file: str
-    path: str
-    body: dict[str, Any]
-    script: Script
-    origin: str = "https://api.openai.com"
-    method: str = "POST"
 
 
 def synthesize(
@@ -53,10 +40,9 @@ def write_bundled(
     folder: str | os.PathLike[str], recipes: Sequence[Recipe] | None = None
 ) -> list[Path]:
     """Write every bundled cassette (or ``recipes``) under ``folder``; returns the files."""
-    from mockserver.recipes import BUNDLED  # the recipes import this module: import late
 
     written = []
-    for recipe in BUNDLED if recipes is None else recipes:
+    for recipe in RECIPES if recipes is None else recipes:
         target = Path(folder) / recipe.file
         target.parent.mkdir(parents=True, exist_ok=True)
         exchange = synthesize(recipe.path, recipe.body, recipe.script, recipe.origin, recipe.method)

@@ -29,11 +29,13 @@ class Tapedeck:
         """The server's root URL, ``http://127.0.0.1:PORT``."""
         return self._server.url
 
-    def base_url(self, dialect: str = "openai_chat") -> str:
-        """The base URL to give the SDK of a dialect (``openai_chat`` -> ``.../v1``)."""
-        from mockserver.dialects import DIALECTS
+    def base_url(self, dialect: str | None = None) -> str:
+        """The base URL to give the SDK of a dialect (OpenAI chat when none is named:
+        ``.../v1``). An unknown name raises ``UnknownDialectError`` listing the known ones."""
+        from mockserver.dialects import DEFAULT_DIALECT
+        from mockserver.dialects import dialect as get_dialect
 
-        return self.url + DIALECTS[dialect].base_path
+        return self.url + get_dialect(dialect or DEFAULT_DIALECT).base_path
 
     @property
     def requests(self) -> list[Request]:

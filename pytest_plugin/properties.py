@@ -28,10 +28,11 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mockserver.checks import validate
-from mockserver.dialects import DIALECTS, RouteMatch
+from mockserver.dialects import DEFAULT_DIALECT, DIALECTS, RouteMatch
+from mockserver.dialects.contract import Dialect
 from mockserver.errors import NoMatchingExchange
 from mockserver.library import Entry, Library, Player, chunked, prepare
-from mockserver.model import Dialect, Event, Exchange, Headers, Request, Response, Violation
+from mockserver.model import Event, Exchange, Headers, Request, Response, Violation
 
 if TYPE_CHECKING:
     from mockserver.runner import BackgroundServer
@@ -119,19 +120,19 @@ def assert_stream_conforms(
 
 
 def assert_chunk_ordering(
-    stream: StreamLike, request: Request | None = None, dialect: str = "openai_chat"
+    stream: StreamLike, request: Request | None = None, dialect: str = DEFAULT_DIALECT
 ) -> None:
     """Chunks come in the protocol's order (see ``ORDERING``)."""
     _fail("chunk ordering", violations(dialect, stream, request, ORDERING))
 
 
-def assert_done_terminated(stream: StreamLike, dialect: str = "openai_chat") -> None:
+def assert_done_terminated(stream: StreamLike, dialect: str = DEFAULT_DIALECT) -> None:
     """The stream ends with exactly one ``data: [DONE]``."""
     _fail("[DONE] termination", violations(dialect, stream, None, TERMINATION))
 
 
 def assert_usage_chunk(
-    stream: StreamLike, request: Request | None = None, dialect: str = "openai_chat"
+    stream: StreamLike, request: Request | None = None, dialect: str = DEFAULT_DIALECT
 ) -> None:
     """The include_usage contract holds (see ``USAGE_CHUNK``); without the request, only
     the rules that do not depend on it are checked."""
@@ -148,7 +149,7 @@ def fetch_stream(
     base_url: str,
     body: dict[str, Any],
     *,
-    dialect: str = "openai_chat",
+    dialect: str = DEFAULT_DIALECT,
     api_key: str | None = None,
     headers: dict[str, str] | None = None,
     timeout: float = 60.0,
@@ -178,7 +179,7 @@ def assert_endpoint_conforms(
     base_url: str,
     body: dict[str, Any],
     *,
-    dialect: str = "openai_chat",
+    dialect: str = DEFAULT_DIALECT,
     api_key: str | None = None,
     ignore: Collection[str] = (),
 ) -> bytes:
@@ -255,8 +256,8 @@ class StreamServer:
         assert self._server is not None
         return self._server.url
 
-    def base_url(self, dialect: str = "openai_chat") -> str:
-        """The SDK base URL for a dialect (``openai_chat`` -> ``http://127.0.0.1:PORT/v1``)."""
+    def base_url(self, dialect: str = DEFAULT_DIALECT) -> str:
+        """The SDK base URL for a dialect (OpenAI chat, the default: ``http://127.0.0.1:PORT/v1``)."""
         return self.url + DIALECTS[dialect].base_path
 
     @property
@@ -269,7 +270,7 @@ class StreamServer:
         self,
         stream: _Generated | bytes,
         *,
-        dialect: str = "openai_chat",
+        dialect: str = DEFAULT_DIALECT,
         chunks: Sequence[bytes] | None = None,
         headers: Headers = (),
     ) -> None:
@@ -289,7 +290,9 @@ class StreamServer:
             self._player.queue.append((response, pieces))
 
     @contextmanager
-    def serving(self, *streams: _Generated | bytes, dialect: str = "openai_chat") -> Iterator[str]:
+    def serving(
+        self, *streams: _Generated | bytes, dialect: str = DEFAULT_DIALECT
+    ) -> Iterator[str]:
         """Queue ``streams``, give the base URL of the first one's dialect, and check on the
         way out that every one was requested (then drop any left over)."""
         for stream in streams:

@@ -6,7 +6,7 @@ parallel tool calls, ``n`` > 1 where the protocol has it) goes through the diale
 ``synthesize``, so a new dialect gets strategies as soon as it is in ``DIALECTS``. What
 differs per protocol (how a stream request looks, which knobs it has, which variations
 are legal, which mutations target which rule) is a small ``Knobs`` value in
-``pytest_plugin._knobs``.
+each dialect folder's ``knobs.py``.
 
 Users import this module explicitly; the plugin never does, so loading the plugin stays
 free of hypothesis::
@@ -26,9 +26,10 @@ from hypothesis import strategies as st
 
 from mockserver.checks import validate
 from mockserver.dialects import DIALECTS
-from mockserver.model import Dialect, Event, Request, Script, ToolCall, Violation
-from pytest_plugin import _knobs_events, _knobs_lines, _knobs_openai
-from pytest_plugin._knobs import Knobs, Mutation, Options, fallback_knobs
+from mockserver.dialects import dialect as get_dialect
+from mockserver.dialects._kit.knobs import Knobs, Mutation, Options, fallback_knobs
+from mockserver.dialects.contract import Dialect
+from mockserver.model import Event, Request, Script, ToolCall, Violation
 
 __all__ = [
     "KNOBS",
@@ -55,15 +56,9 @@ _TEXT = st.lists(
 
 
 KNOBS: dict[str, Knobs] = {
-    "openai_chat": _knobs_openai.OPENAI_CHAT,
-    "openai_completions": _knobs_openai.OPENAI_COMPLETIONS,
-    "anthropic": _knobs_events.ANTHROPIC,
-    "openai_responses": _knobs_events.OPENAI_RESPONSES,
-    "gemini": _knobs_lines.GEMINI,
-    "ollama": _knobs_lines.OLLAMA,
-    "bedrock": _knobs_lines.BEDROCK,
+    name: dialect.knobs or fallback_knobs(dialect) for name, dialect in DIALECTS.items()
 }
-"""Per-protocol knobs by dialect name; a dialect missing here gets ``fallback_knobs``."""
+"""Per-protocol knobs by dialect name: each dialect's own, else derived from its routes."""
 
 
 @dataclass(frozen=True, repr=False)
@@ -110,8 +105,8 @@ class MutatedStream(Stream):
 
 def knobs(dialect: str | Dialect) -> Knobs:
     """The per-protocol knobs of a dialect, or ones derived from its routes."""
-    dialect = DIALECTS[dialect] if isinstance(dialect, str) else dialect
-    return KNOBS.get(dialect.name) or fallback_knobs(dialect)
+    found = get_dialect(dialect) if isinstance(dialect, str) else dialect
+    return found.knobs or fallback_knobs(found)
 
 
 def streamable_dialects() -> list[str]:
@@ -157,7 +152,6 @@ def scripts(draw: st.DrawFn, dialect: str | Dialect, options: Options | None = N
         chunk_size=draw(st.integers(1, 8)),
         n=n,
         seed=draw(st.integers(0, 2**16)),
-        **spec.script_extras(draw, options),
     )
 
 

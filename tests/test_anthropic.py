@@ -17,7 +17,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mockserver.dialects import DIALECTS, resolve, sdk_environment
-from mockserver.dialects.anthropic import (
+from mockserver.dialects.anthropic.dialect import (
     DEFAULT_TEXT,
     DIALECT,
     RULES,
@@ -827,7 +827,7 @@ def test_a_scripted_429_says_when_to_retry() -> None:
     ],
 )
 def test_error_shape_and_the_default_kind_per_status(status: int, kind: str, reason: str) -> None:
-    from mockserver.dialects.anthropic import default_error_kind
+    from mockserver.dialects.anthropic.dialect import default_error_kind
 
     assert default_error_kind(status) == kind
     response = error(status, "Something went wrong.", kind)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from mockserver.cassettes import load
-from mockserver.dialects.anthropic import DIALECT, check, error, identity, synthesize
+from mockserver.dialects.anthropic.dialect import DIALECT, check, error, identity, synthesize
 from mockserver.framing.sse import SSE
 from mockserver.library import Library
 from mockserver.model import Exchange, Request, Script, ToolCall, header
@@ -138,7 +138,7 @@ def test_error_matches_every_recorded_error(name: str) -> None:
         k: v for k, v in recorded.items() if k != "request_id"
     }
     assert error(real.response.status, "m", "k").reason == real.response.reason
-    from mockserver.dialects.anthropic import default_error_kind
+    from mockserver.dialects.anthropic.dialect import default_error_kind
 
     assert default_error_kind(real.response.status) == recorded["error"]["type"]
 

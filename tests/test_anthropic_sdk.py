@@ -16,13 +16,13 @@ import anthropic
 import pytest
 
 from mockserver.cli import bundled_cassettes
-from mockserver.dialects.anthropic import DEFAULT_TEXT, THINKING_TEXT
+from mockserver.dialects.anthropic.dialect import DEFAULT_TEXT, THINKING_TEXT
+from mockserver.dialects.anthropic.recipes import RECIPES
+from mockserver.dialects.contract import Recipe
 from mockserver.framing import sse
 from mockserver.library import Library
 from mockserver.model import Script, ToolCall
-from mockserver.recipes.anthropic import RECIPES
 from mockserver.runner import BackgroundServer
-from mockserver.synth import Recipe
 from tests import rawhttp
 from tests.conftest import ROOT
 

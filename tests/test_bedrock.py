@@ -15,7 +15,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mockserver.dialects import DIALECTS, resolve
-from mockserver.dialects.bedrock import (
+from mockserver.dialects.bedrock.dialect import (
     DIALECT,
     RULES,
     VOLATILE_FIELDS,

@@ -19,7 +19,14 @@ import pytest
 
 from mockserver.cassettes import load
 from mockserver.dialects import resolve
-from mockserver.dialects.bedrock import DIALECT, check, error, identity, is_stream, synthesize
+from mockserver.dialects.bedrock.dialect import (
+    DIALECT,
+    check,
+    error,
+    identity,
+    is_stream,
+    synthesize,
+)
 from mockserver.framing.aws_eventstream import decode, frames, headers, problem
 from mockserver.model import Exchange, Script, ToolCall, header
 from tests.conftest import corpus_root

@@ -20,13 +20,13 @@ from botocore.exceptions import ClientError, EventStreamError
 
 from mockserver.cassettes import load
 from mockserver.cli import bundled_cassettes
-from mockserver.dialects.bedrock import DIALECT, split_thinking
+from mockserver.dialects.bedrock.dialect import DIALECT, split_thinking
+from mockserver.dialects.bedrock.recipes import RECIPES
+from mockserver.dialects.contract import Recipe
 from mockserver.framing.aws_eventstream import decode, encode
 from mockserver.library import Library
 from mockserver.model import Exchange, Request, Response, Script, ToolCall
-from mockserver.recipes.bedrock import RECIPES
 from mockserver.runner import BackgroundServer
-from mockserver.synth import Recipe
 from tests.conftest import ROOT
 
 NO_RETRIES = Config(retries={"total_max_attempts": 1})

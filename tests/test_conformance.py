@@ -14,9 +14,10 @@ from pathlib import Path
 import pytest
 
 from mockserver.cli import main
-from mockserver.conformance import endpoint, run_conformance
-from mockserver.conformance_report import PROTOCOL_VERDICTS, RULES, VERDICTS
-from mockserver.scenarios import CATALOGUES, NONCE, catalogue
+from mockserver.conformance import run_conformance
+from mockserver.conformance.client import endpoint
+from mockserver.conformance.report import PROTOCOL_VERDICTS, RULES, VERDICTS
+from mockserver.conformance.scenarios import CATALOGUES, NONCE, catalogue
 from tests.proxies import ToyProxy, free_port
 
 FINDING = re.compile(r"^(FAIL|WARN|INFO) (\S+) (\S+): ", re.MULTILINE)

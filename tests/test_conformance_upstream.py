@@ -10,8 +10,8 @@ from typing import Any
 
 import aiohttp
 
-from mockserver.conformance_upstream import Upstream
-from mockserver.scenarios import Scenario, catalogue
+from mockserver.conformance.scenarios import Scenario, catalogue
+from mockserver.conformance.upstream import Upstream
 
 
 async def post(url: str, body: dict[str, Any]) -> tuple[int, list[tuple[float, bytes]]]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import re
 
@@ -31,8 +30,7 @@ def test_every_route_resolves_to_its_dialect(name: str) -> None:
 
 @pytest.mark.parametrize("name", NAMES)
 def test_rules_have_stable_kebab_case_ids_and_descriptions(name: str) -> None:
-    rules = importlib.import_module(f"mockserver.dialects.{name}").RULES
-    for rule, description in rules.items():
+    for rule, description in DIALECTS[name].rules.requirements().items():
         assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", rule), rule
         assert len(description) > 15, rule
 

@@ -14,7 +14,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mockserver.dialects import DIALECTS, resolve
-from mockserver.dialects.gemini import (
+from mockserver.dialects.gemini.dialect import (
     DEFAULT_TEXT,
     DIALECT,
     RULES,

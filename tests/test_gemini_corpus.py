@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from mockserver.cassettes import load
-from mockserver.dialects.gemini import (
+from mockserver.dialects.gemini.dialect import (
     check,
     error,
     identity,

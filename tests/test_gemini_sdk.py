@@ -17,15 +17,15 @@ from google import genai
 from google.genai import errors, types
 
 from mockserver.cli import bundled_cassettes
-from mockserver.dialects.gemini import DIALECT, split_thoughts
+from mockserver.dialects import RECIPES as BUNDLED
+from mockserver.dialects.contract import Recipe
+from mockserver.dialects.gemini.dialect import DIALECT, split_thoughts
+from mockserver.dialects.gemini.recipes import MODEL
 from mockserver.framing.json_array import JSON_ARRAY
 from mockserver.framing.sse import SSE
 from mockserver.library import Library
 from mockserver.model import Script, ToolCall
-from mockserver.recipes import BUNDLED
-from mockserver.recipes.gemini import MODEL
 from mockserver.runner import BackgroundServer
-from mockserver.synth import Recipe
 from tests import rawhttp
 from tests.conftest import ROOT
 

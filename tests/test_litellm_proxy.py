@@ -20,7 +20,7 @@ import pytest
 
 from mockserver.cli import main
 from mockserver.conformance import run_conformance
-from mockserver.conformance_report import Report
+from mockserver.conformance.report import Report
 from tests.proxies import free_port
 
 MASTER_KEY = "sk-tapedeck-conformance"

@@ -15,7 +15,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from mockserver.dialects import DIALECTS, resolve, sdk_environment
-from mockserver.dialects.ollama import (
+from mockserver.dialects.ollama.dialect import (
     DEFAULT_TEXT,
     DIALECT,
     MODELS,

@@ -15,7 +15,7 @@ import pytest
 
 from mockserver.cassettes import load
 from mockserver.dialects import resolve
-from mockserver.dialects.ollama import check, error, identity, is_stream, synthesize
+from mockserver.dialects.ollama.dialect import check, error, identity, is_stream, synthesize
 from mockserver.framing.ndjson import NDJSON
 from mockserver.library import Library
 from mockserver.model import Event, Exchange, Request, Script

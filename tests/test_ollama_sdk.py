@@ -16,13 +16,13 @@ import pytest
 
 from mockserver.cli import bundled_cassettes
 from mockserver.dialects import sdk_environment
-from mockserver.dialects.ollama import MODELS, split_thinking, vector
+from mockserver.dialects.contract import Recipe
+from mockserver.dialects.ollama.dialect import MODELS, split_thinking, vector
+from mockserver.dialects.ollama.recipes import RECIPES
 from mockserver.framing.ndjson import NDJSON
 from mockserver.library import Library
 from mockserver.model import Exchange, Request, Response, Script, ToolCall
-from mockserver.recipes.ollama import RECIPES
 from mockserver.runner import BackgroundServer
-from mockserver.synth import Recipe
 from tests.conftest import ROOT, corpus_root
 
 ANSWERS = [r for r in RECIPES if r.script.status < 400 and r.path in ("/api/chat", "/api/generate")]

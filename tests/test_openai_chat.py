@@ -15,7 +15,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from mockserver.dialects import DIALECTS, resolve
-from mockserver.dialects.openai_chat import (
+from mockserver.dialects.openai.chat import (
     DEFAULT_TEXT,
     DIALECT,
     RULES,

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from mockserver.cassettes import load
-from mockserver.dialects.openai_chat import check, error, identity, synthesize
+from mockserver.dialects.openai.chat import check, error, identity, synthesize
 from mockserver.framing.sse import SSE
 from mockserver.model import Exchange, Request, Script, ToolCall, header
 from tests.conftest import corpus_root

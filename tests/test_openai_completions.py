@@ -16,7 +16,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from mockserver.dialects import DIALECTS, resolve
-from mockserver.dialects.openai_completions import (
+from mockserver.dialects.openai.completions import (
     DEFAULT_TEXT,
     DIALECT,
     RULES,

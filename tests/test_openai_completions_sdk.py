@@ -15,13 +15,13 @@ import openai
 import pytest
 
 from mockserver.cli import bundled_cassettes
-from mockserver.dialects.openai_completions import DIALECT, prompts
+from mockserver.dialects.contract import Recipe
+from mockserver.dialects.openai import recipes_completions as recipes
+from mockserver.dialects.openai.completions import DIALECT, prompts
 from mockserver.framing import sse
 from mockserver.library import Library
 from mockserver.model import Script
-from mockserver.recipes import openai_completions as recipes
 from mockserver.runner import BackgroundServer
-from mockserver.synth import Recipe
 from tests.conftest import ROOT
 
 STREAMS = [r for r in recipes.RECIPES if r.body.get("stream") and r.script.status < 400]

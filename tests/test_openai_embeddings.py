@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mockserver.dialects import DIALECTS, resolve
-from mockserver.dialects.openai_embeddings import (
+from mockserver.dialects.openai.embeddings import (
     DEFAULT_DIMENSIONS,
     DIALECT,
     INVALID_INPUT,

@@ -21,7 +21,7 @@ import pytest
 
 from mockserver.cassettes import load
 from mockserver.checks import lint_exchange
-from mockserver.dialects.openai_embeddings import check, error, identity, synthesize
+from mockserver.dialects.openai.embeddings import check, error, identity, synthesize
 from mockserver.framing.sse import SSE
 from mockserver.library import Library
 from mockserver.model import Exchange, Script

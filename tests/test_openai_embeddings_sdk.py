@@ -17,11 +17,11 @@ import openai
 import pytest
 
 from mockserver.cli import bundled_cassettes
+from mockserver.dialects.contract import Recipe
+from mockserver.dialects.openai import recipes_embeddings as recipes
 from mockserver.library import Library
 from mockserver.model import Script
-from mockserver.recipes import openai_embeddings as recipes
 from mockserver.runner import BackgroundServer
-from mockserver.synth import Recipe
 from tests.conftest import ROOT
 
 

@@ -17,7 +17,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from mockserver.dialects import DIALECTS, resolve
-from mockserver.dialects.openai_responses import (
+from mockserver.dialects.openai.responses import (
     DEFAULT_TEXT,
     DEFAULTS,
     DIALECT,

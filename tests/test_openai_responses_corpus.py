@@ -20,7 +20,7 @@ import pytest
 from mockserver.cassettes import load
 from mockserver.checks import lint_exchange
 from mockserver.dialects import resolve
-from mockserver.dialects.openai_responses import DIALECT, check, error, identity, synthesize
+from mockserver.dialects.openai.responses import DIALECT, check, error, identity, synthesize
 from mockserver.framing.sse import SSE
 from mockserver.model import Exchange, Request, Script, ToolCall, header
 from tests.conftest import corpus_root

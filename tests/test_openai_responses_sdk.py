@@ -18,12 +18,12 @@ import pytest
 import yaml
 
 from mockserver.cli import bundled_cassettes
+from mockserver.dialects.contract import Recipe
+from mockserver.dialects.openai import recipes_responses as openai_responses
 from mockserver.framing import sse
 from mockserver.library import Library
 from mockserver.model import Script, ToolCall
-from mockserver.recipes import openai_responses
 from mockserver.runner import BackgroundServer
-from mockserver.synth import Recipe
 from tests.conftest import ROOT
 
 RECIPES = openai_responses.RECIPES

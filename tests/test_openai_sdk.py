@@ -15,11 +15,11 @@ import openai
 import pytest
 
 from mockserver.cli import bundled_cassettes
+from mockserver.dialects import RECIPES as BUNDLED
+from mockserver.dialects.contract import Recipe
 from mockserver.framing import sse
 from mockserver.library import Library
-from mockserver.recipes import BUNDLED
 from mockserver.runner import BackgroundServer
-from mockserver.synth import Recipe
 from tests.conftest import ROOT
 
 STREAMS = [

@@ -56,9 +56,16 @@ def test_every_public_name_exists() -> None:
         assert getattr(mockserver, name) is not None, name
 
 
-def test_every_dialect_module_is_registered() -> None:
+def test_every_dialect_folder_is_registered() -> None:
+    import importlib
     from pathlib import Path
 
     folder = Path(mockserver.__file__).parent / "dialects"
-    modules = {p.stem for p in folder.glob("*.py") if not p.stem.startswith("_")}
-    assert modules == set(mockserver.DIALECTS)
+    packages = {p.parent.name for p in folder.glob("*/__init__.py")} - {"_kit"}
+    registered = {
+        d.name
+        for name in packages
+        for d in vars(importlib.import_module(f"mockserver.dialects.{name}")).values()
+        if isinstance(d, mockserver.Dialect)
+    }
+    assert packages and registered == set(mockserver.DIALECTS)

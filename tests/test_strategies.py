@@ -14,8 +14,8 @@ from hypothesis.errors import HypothesisWarning
 
 from mockserver.checks import validate
 from mockserver.dialects import DIALECTS
-from mockserver.dialects.openai_chat import RULES as CHAT_RULES
-from mockserver.dialects.openai_completions import RULES as COMPLETIONS_RULES
+from mockserver.dialects.openai.chat import RULES as CHAT_RULES
+from mockserver.dialects.openai.completions import RULES as COMPLETIONS_RULES
 from pytest_plugin.strategies import (
     MutatedStream,
     Mutation,

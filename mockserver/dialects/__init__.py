@@ -1,33 +1,24 @@
-"""The wire protocols Tapedeck speaks, one module each, and the router between them.
+"""The wire protocols Tapedeck speaks, one folder each, and the one registry of them.
 
-``DIALECTS`` is an explicit dict (a test checks every module in this folder is in it);
-``resolve(method, path)`` finds the dialect and endpoint serving a request path.
+``DIALECTS`` is an explicit dict (a test checks that every folder here is in it): adding a
+protocol is one folder and one line below. Everything outside ``dialects/`` asks this
+registry, never a protocol by name.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-
-from mockserver.dialects import (
-    anthropic,
-    bedrock,
-    gemini,
-    ollama,
-    openai_chat,
-    openai_completions,
-    openai_embeddings,
-    openai_responses,
-)
-from mockserver.model import Dialect, Route
+from mockserver.dialects import anthropic, bedrock, gemini, ollama, openai
+from mockserver.dialects.contract import Dialect, Recipe, Route, Upstream
+from mockserver.dialects.router import RouteMatch, Router, normalize_path
+from mockserver.errors import UnknownDialectError
 
 DIALECTS: dict[str, Dialect] = {
     dialect.name: dialect
     for dialect in (
-        openai_chat.DIALECT,
-        openai_completions.DIALECT,
-        openai_embeddings.DIALECT,
-        openai_responses.DIALECT,
+        openai.CHAT,
+        openai.COMPLETIONS,
+        openai.EMBEDDINGS,
+        openai.RESPONSES,
         anthropic.DIALECT,
         bedrock.DIALECT,
         gemini.DIALECT,
@@ -35,80 +26,21 @@ DIALECTS: dict[str, Dialect] = {
     )
 }
 
-
-@dataclass(frozen=True, slots=True)
-class RouteMatch:
-    dialect: Dialect
-    route: Route
-    params: tuple[tuple[str, str], ...]
-
-
-def normalize_path(path: str) -> str:
-    """The path as routes see it: no fragment (the Mistral SDK adds ``#stream``), no empty
-    segments (recorded Azure URLs carry ``//openai``), no trailing slash."""
-    path = path.split("#", 1)[0]
-    path = re.sub(r"/{2,}", "/", path)
-    if len(path) > 1:
-        path = path.rstrip("/")
-    return path or "/"
-
-
-def _compile(pattern: str) -> tuple[re.Pattern[str], int]:
-    """The regex of a pattern, and how many literal characters it pins down: when several
-    patterns match, the most specific (most literal text) wins. ``{name}`` is one path
-    segment; ``{name*}`` any run of segments (OpenAI-compatible servers live under all
-    kinds of prefixes: ``/api/v1``, ``/novita/v3/openai``...)."""
-    parts = re.split(r"\{(\w+\*?)\}", pattern)
-    regex = ""
-    literal = 0
-    for i, part in enumerate(parts):
-        if i % 2 == 0:
-            regex += re.escape(part)
-            literal += len(part)
-        elif part.endswith("*"):
-            regex += f"(?P<{part[:-1]}>.*)"
-        else:
-            regex += f"(?P<{part}>[^/:]+)"
-    return re.compile(regex + r"\Z"), literal
-
-
-class Router:
-    """Maps (method, path) to a dialect route; static paths by dict, patterns by regex."""
-
-    def __init__(self, dialects: dict[str, Dialect]) -> None:
-        self._static: dict[tuple[str, str], tuple[Dialect, Route]] = {}
-        patterns: list[tuple[int, str, re.Pattern[str], Dialect, Route]] = []
-        for dialect in dialects.values():
-            for route in dialect.routes:
-                if "{" in route.pattern:
-                    regex, literal = _compile(route.pattern)
-                    patterns.append((literal, route.method, regex, dialect, route))
-                else:
-                    self._static[(route.method, route.pattern)] = (dialect, route)
-        # Most specific first, so the first pattern that matches is the one to use.
-        patterns.sort(key=lambda item: -item[0])
-        self._patterns = [item[1:] for item in patterns]
-        self.routes: tuple[tuple[str, Route], ...] = tuple(
-            (dialect.name, route) for dialect in dialects.values() for route in dialect.routes
-        )
-
-    def resolve(self, method: str, path: str) -> RouteMatch | None:
-        path = normalize_path(path)
-        method = method.upper()
-        found = self._static.get((method, path))
-        if found is not None:
-            return RouteMatch(found[0], found[1], ())
-        for route_method, regex, dialect, route in self._patterns:
-            if route_method == method and (match := regex.match(path)):
-                return RouteMatch(dialect, route, tuple(match.groupdict().items()))
-        return None
-
-    def describe(self) -> list[str]:
-        """The routes served, one line each, for messages."""
-        return [f"{route.method} {route.pattern}  ({name})" for name, route in self.routes]
-
+DEFAULT_DIALECT = "openai_chat"
+"""The protocol assumed where a caller names none (``base_url()``, ``check``...)."""
 
 ROUTER = Router(DIALECTS)
+
+RECIPES: tuple[Recipe, ...] = tuple(r for d in DIALECTS.values() for r in d.recipes)
+"""Every bundled cassette's recipe (``tapedeck synth --bundled``)."""
+
+
+def dialect(name: str) -> Dialect:
+    """The dialect of that name; ``UnknownDialectError`` listing the known ones otherwise."""
+    found = DIALECTS.get(name)
+    if found is None:
+        raise UnknownDialectError(name, tuple(DIALECTS))
+    return found
 
 
 def resolve(method: str, path: str) -> RouteMatch | None:
@@ -124,12 +56,29 @@ def sdk_environment(url: str) -> dict[str, str]:
     }
 
 
+def upstreams() -> dict[str, str]:
+    """Every upstream name recording knows, with its default URL ("" when none)."""
+    found: dict[str, str] = {}
+    for d in DIALECTS.values():
+        for upstream in d.upstreams:
+            found.setdefault(upstream.name, upstream.url)
+    return found
+
+
 __all__ = [
+    "DEFAULT_DIALECT",
     "DIALECTS",
+    "RECIPES",
     "ROUTER",
+    "Dialect",
+    "Recipe",
+    "Route",
     "RouteMatch",
     "Router",
+    "Upstream",
+    "dialect",
     "normalize_path",
     "resolve",
     "sdk_environment",
+    "upstreams",
 ]
