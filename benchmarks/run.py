@@ -8,7 +8,9 @@ a shared VM: absolute figures move by up to a factor of two between runs, ratios
    and the whole stream in one write; plus the HTTP chunks the client saw per response;
 2. non-streaming requests per second, against a minimal aiohttp JSON server;
 3. time per request with cassettes of 10, 1,000 and 100,000 interactions (flat: the index
-   is a dict), and how long each cassette takes to load.
+   is a dict), and how long each cassette takes to load;
+5. recording: time per recorded request with 10 and with 400 interactions in the cassette
+   (flat: a recording is appended), and recorders sharing one cassette (``recording.py``).
 
 Servers run on one core and the load generator (``loadgen.py``, not Tapedeck's code) on
 the other. Every response's status, framing and length are checked and a sample of bodies
@@ -36,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import recording
 import workloads
 from baseline_server import write_payload
 from loadgen import Item, http_request, machine_busy_seconds, write_workload
@@ -638,6 +641,8 @@ def render(report: dict[str, Any]) -> str:
                     )
                 )
         out.append("")
+    if "recording" in report:
+        out += [*recording.render(report["recording"]), ""]
     checked = report["checked"]
     out.append(
         f"Validation: {checked['responses']:,} responses checked (status, framing, length), "
@@ -697,7 +702,9 @@ def parse_args(argv: Sequence[str] | None) -> tuple[Settings, argparse.Namespace
         help=f"format of cassettes above {workloads.DUMP_LIMIT:,} interactions (json)",
     )
     parser.add_argument(
-        "--only", choices=("throughput", "sizes"), help="run one part of the benchmark"
+        "--only",
+        choices=("throughput", "sizes", "recording"),
+        help="run one part of the benchmark",
     )
     parser.add_argument(
         "--patience",
@@ -751,6 +758,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             report |= measure_throughput(settings, folder, gate)
         if args.only in (None, "sizes"):
             report["sizes"] = measure_sizes(settings, folder, gate)
+        if args.only in (None, "recording"):
+            gate.wait()
+            report["recording"] = recording.measure(
+                folder,
+                processes=4 if args.quick else 8,
+                per_process=30 if args.quick else 60,
+                server_core=settings.server_core,
+                client_core=settings.client_core,
+                log=log,
+            )
     except BenchmarkError as exc:
         print(f"benchmark failed: {exc}", file=sys.stderr)
         return 2
@@ -765,6 +782,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         "first_error": errors[0]["first_error"] if errors else None,
     }
     report["valid"] = all(result["valid"] for result in results)
+    if "recording" in report:
+        report["checked"]["responses"] += report["recording"]["checked"]
+        report["checked"]["bodies"] += report["recording"]["checked"]
+    if "recording" in report and not report["recording"]["valid"]:
+        report["valid"] = False
+        report["checked"]["errors"] += report["recording"]["errors"]
+        report["checked"]["first_error"] = report["checked"]["first_error"] or (
+            "recording: a response differed from the upstream's, or interactions were lost"
+        )
     report["wall_seconds"] = time.perf_counter() - started
     report["waited_for_quiet_seconds"] = gate.waited
     args.out.parent.mkdir(parents=True, exist_ok=True)

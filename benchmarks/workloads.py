@@ -20,7 +20,7 @@ import yaml
 
 from mockserver import cassettes
 from mockserver.dialects import DIALECTS
-from mockserver.library import Entry, prepare
+from mockserver.index import Entry, prepare
 from mockserver.model import Exchange, Request, Script
 
 CHAT_PATH = "/v1/chat/completions"

@@ -1,7 +1,7 @@
 """The aiohttp application: one handler from HTTP request to recorded (or synthesized, or
 freshly recorded) bytes.
 
-    route -> read body -> Request -> Player.next -> serve Entry (paced or not)
+    route -> read body -> Request -> Responder.next -> serve Entry (paced or not)
                                   \\-> miss: record upstream, synthesize, or a provider error
 
 Every failure is answered in the shape of the provider the client thinks it talks to,
@@ -16,25 +16,35 @@ import asyncio
 import json
 import logging
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import HttpVersion11, web
 from aiohttp.http_writer import StreamWriter
 
-from mockserver.dialects import ROUTER, RouteMatch
+from mockserver.dialects import ROUTER, RouteMatch, SynthesisLimits, exceeded
 from mockserver.errors import NoMatchingExchange, RecordingError
-from mockserver.library import FRAMING_HEADERS, Entry, Library, Player, prepare
+from mockserver.fault_wire import error_answer, serve_faulted, take
+from mockserver.faults import Faults, FaultSpec, FaultSpecError
+from mockserver.framing.http import FRAMING_HEADERS
+from mockserver.index import Entry, Library, prepare
+from mockserver.intake import Refused, check_depth, own_error, read_body
+from mockserver.misses import for_clients
 from mockserver.model import Exchange, Headers, Request, Response, Script
+from mockserver.player import Player, Responder
 from mockserver.recorder import Recorder
+from mockserver.server_limits import DEFAULT_MAX_BODY, DEFAULT_MAX_DEPTH, ServerLimits
 from mockserver.timing import Profile, deadlines, sleep_until
 
 log = logging.getLogger("tapedeck")
 
-DEFAULT_MAX_BODY = 32 * 1024 * 1024
 SYNTHESIZED = "synthesized"
 NO_RETRY = (("x-should-retry", "false"),)  # the SDKs honour it: a retry cannot help
+OFF_LOOP_BODY = 256 * 1024
+"""Bodies this large are matched on a worker thread, so that other clients are answered
+meanwhile; smaller ones on the loop, where a thread would cost more than the work."""
 
 
 @dataclass
@@ -42,20 +52,26 @@ class ServerState:
     """What one running server answers from. The pytest plugin swaps ``player`` (and the
     recorder) per test; the app object itself never changes after start-up."""
 
-    player: Player
+    player: Responder
+    """A ``Player`` replaying recordings, or any other ``Responder``."""
     scripts: deque[Script] = field(default_factory=deque)
     recorder: Recorder | None = None
+    faults: Faults = field(default_factory=Faults)
+    """Which requests get a fault (``serve --fault``, the marker, ``tapedeck.fault``)."""
     speed: float = 0.0
     """0: as fast as possible; 1: the recorded pace; 2: twice as fast."""
     profile: Profile | None = None
     """Pacing for synthesized streams (at ``speed``, or 1 when speed is 0); None: unpaced."""
     client: aiohttp.ClientSession | None = None
+    synthesis_limits: SynthesisLimits = field(default_factory=SynthesisLimits)
+    """How big a synthesized answer may grow (README 'Synthesis limits')."""
 
-    def use(self, player: Player, recorder: Recorder | None = None) -> None:
+    def use(self, player: Responder, recorder: Recorder | None = None) -> None:
         """Answer from ``player`` (and record with ``recorder``) from now on, no scripts."""
         self.player = player
         self.recorder = recorder
         self.scripts.clear()
+        self.faults = Faults()
 
     def upstream_client(self) -> aiohttp.ClientSession:
         if self.client is None:
@@ -66,6 +82,9 @@ class ServerState:
 
 
 STATE = web.AppKey("tapedeck_state", ServerState)
+GUARD = web.AppKey("tapedeck_server_limits", ServerLimits)
+STOPPING = web.AppKey("tapedeck_stopping", asyncio.Event)
+"""Set when the server starts shutting down: requests still sending their body get 503."""
 
 
 def make_app(
@@ -74,18 +93,34 @@ def make_app(
     synthesize: bool = False,
     allow_repeats: bool = False,
     max_body: int = DEFAULT_MAX_BODY,
+    synthesis_limits: Mapping[str, int] | None = None,
+    server_limits: ServerLimits | None = None,
 ) -> web.Application:
-    """The server for a library (or for a state the caller keeps, to swap players)."""
+    """The server for a library (or for a state the caller keeps, to swap players).
+    ``synthesis_limits`` changes how big a synthesized answer may grow (``{"n": 256}``,
+    README 'Synthesis limits'); given with a state, it replaces the state's.
+    ``server_limits`` bounds what a request may be (README 'Reliability'); when given, its
+    ``max_body`` replaces ``max_body``."""
     state = (
         library
         if isinstance(library, ServerState)
         else ServerState(Player(library, allow_repeats=allow_repeats, synthesize=synthesize))
     )
-    app = web.Application(client_max_size=max_body)
+    if synthesis_limits is not None:
+        state.synthesis_limits = SynthesisLimits(synthesis_limits)
+    guard = server_limits or ServerLimits(max_body=max_body)
+    app = web.Application(client_max_size=guard.max_body)
     app[STATE] = state
+    app[GUARD] = guard
+    app[STOPPING] = asyncio.Event()
+    app.on_shutdown.append(_stop_reading)
     app.router.add_route("*", "/{tail:.*}", handle)
     app.on_cleanup.append(_close_client)
     return app
+
+
+async def _stop_reading(app: web.Application) -> None:
+    app[STOPPING].set()
 
 
 async def _close_client(app: web.Application) -> None:
@@ -114,35 +149,72 @@ async def answer(http: web.Request, match: RouteMatch) -> web.StreamResponse:
     arrived = asyncio.get_running_loop().time()
     state = http.app[STATE]
     dialect = match.dialect
+    app = http.app
+    guard = app[GUARD]
     try:
-        body = await http.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        message = f"Request body too large: {exc.text}"
-        return reply(dialect.error(413, message, "invalid_request_error"))
-    try:
-        request = build_request(http, body)
+        body = await read_body(http, guard, app[STOPPING])
+        request = build_request(http, body, guard.max_json_depth)
+    except Refused as refused:
+        log.info("answered %d to %s %s: %s", refused.status, http.method, http.path, refused)
+        return refuse(dialect.error(refused.status, refused.message, refused.kind), refused)
     except ValueError as exc:
         message = f"We could not parse the JSON body of your request ({exc}). Send a JSON object."
         return reply(dialect.error(400, message, "invalid_request_error"))
+    try:
+        request, asked = take(request)  # the fault header is never forwarded nor saved
+    except FaultSpecError as exc:
+        return reply(dialect.error(400, str(exc), dialect.default_error_kind), extra=NO_RETRY)
     recorder = state.recorder
     if recorder is not None and recorder.records_everything:
         state.player.note_request(request)
         return await record(http, state, recorder, request, match)
+    fault = state.faults.choose(asked)
+    if fault is not None:
+        request = replace(request, fault=str(fault))
+        log.info("fault %s applied to %s", fault, request.summary())
+        if fault.kind == "status":  # refused before any recording is used up
+            state.player.note_request(request)
+            return error_answer(dialect, request, fault)
     try:
-        entry = state.player.next(request, match)
+        if len(body) < OFF_LOOP_BODY:
+            entry = state.player.next(request, match)
+        else:  # its key (a secrets scan, an identity) costs ~0.1 s a MB: not on the loop
+            entry = await asyncio.to_thread(state.player.next, request, match)
     except NoMatchingExchange as miss:
         if recorder is not None and recorder.records_misses:
             return await record(http, state, recorder, request, match)
-        state.player.note_miss(request, str(miss))
-        if state.player.synthesize:
-            script = state.scripts.popleft() if state.scripts else Script()
-            made = Exchange(request, dialect.synthesize(request, script), SYNTHESIZED)
-            synthesized = prepare(made, match)
-            assert synthesized is not None  # the route was resolved above
-            return await serve(http, synthesized, state, arrived)
-        error = dialect.error(400, str(miss), dialect.default_error_kind)
+        if state.player.note_miss(request, str(miss)):
+            return await synthesize(http, state, request, match, arrived, fault)
+        error = dialect.error(400, for_clients(str(miss)), dialect.default_error_kind)
         return reply(error, extra=NO_RETRY)
-    return await serve(http, entry, state, arrived)
+    return await serve(http, entry, state, arrived, fault)
+
+
+async def synthesize(
+    http: web.Request,
+    state: ServerState,
+    request: Request,
+    match: RouteMatch,
+    arrived: float,
+    fault: FaultSpec | None = None,
+) -> web.StreamResponse:
+    """The next script's answer, unless it would outgrow a limit (a 400 saying which)."""
+    dialect = match.dialect
+    script = state.scripts.popleft() if state.scripts else Script()
+    too_big = exceeded(dialect.limits, request, script, state.synthesis_limits)
+    if too_big is not None:
+        return reply(dialect.error(400, too_big, dialect.default_error_kind), extra=NO_RETRY)
+    # Within the limits an answer still takes up to about a second to build: off the
+    # event loop, so that the other clients are answered meanwhile.
+    entry = await asyncio.to_thread(_synthesized, request, script, match)
+    return await serve(http, entry, state, arrived, fault)
+
+
+def _synthesized(request: Request, script: Script, match: RouteMatch) -> Entry:
+    made = Exchange(request, match.dialect.synthesize(request, script), SYNTHESIZED)
+    entry = prepare(made, match)
+    assert entry is not None  # the route was resolved
+    return entry
 
 
 async def record(
@@ -155,9 +227,13 @@ async def record(
         return reply(error, extra=NO_RETRY)
 
 
-def build_request(http: web.Request, body: bytes) -> Request:
+def build_request(http: web.Request, body: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Request:
+    """The request as dialects see it; ``Refused`` (400) for JSON nested deeper than
+    ``max_depth``, checked before parsing: the walks that follow (matching, redaction,
+    synthesis) recurse, and must stay clear of Python's recursion limit."""
     parsed = None
     if body:
+        check_depth(body, max_depth)
         parsed = json.loads(body)  # ValueError (JSONDecodeError, UnicodeDecodeError) on junk
     elif http.method in ("POST", "PUT", "PATCH"):
         raise ValueError("the body is empty")
@@ -172,12 +248,18 @@ def build_request(http: web.Request, body: bytes) -> Request:
 
 
 async def serve(
-    http: web.Request, entry: Entry, state: ServerState, arrived: float
+    http: web.Request,
+    entry: Entry,
+    state: ServerState,
+    arrived: float,
+    fault: FaultSpec | None = None,
 ) -> web.StreamResponse:
     response = entry.exchange.response
     schedule = _schedule(entry, state)
     if schedule is not None:
         await sleep_until(arrived + schedule[0])
+    if fault is not None:
+        return await serve_faulted(http, entry, fault, schedule, arrived)
     if not entry.streaming:
         return web.Response(
             status=response.status,
@@ -247,6 +329,16 @@ def reply(response: Response, *, extra: Headers = ()) -> web.Response:
     )
 
 
+def refuse(error: Response, refused: Refused) -> web.Response:
+    """A refused request's answer: no retry hint where a retry can help (a timeout, a
+    shutdown), and then the connection closes, its request half-read."""
+    if not refused.retry:
+        return reply(error, extra=NO_RETRY)
+    response = reply(error)
+    response.force_close()
+    return response
+
+
 def unknown_route(http: web.Request) -> web.Response:
     routes = ROUTER.describe()
     message = (
@@ -254,5 +346,4 @@ def unknown_route(http: web.Request) -> web.Response:
         + "; ".join(routes)
         + ". Way out: point the SDK's base URL at one of these (see README, 'Base URLs')."
     )
-    body = {"error": {"message": message, "type": "invalid_request_error", "code": "unknown_route"}}
-    return web.json_response(body, status=404, headers={"x-should-retry": "false"})
+    return reply(own_error(404, message, "unknown_route"))

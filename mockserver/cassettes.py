@@ -2,8 +2,13 @@
 
 Where it sits: the disk end of the flow. ``load``/``loads`` turn a cassette written by
 vcrpy, pytest-recording, pydantic-ai or Tapedeck into frozen Exchange values for the
-Library; ``dump``/``dumps`` write exchanges back, redacted and atomically, for the Recorder,
-in a layout vcrpy itself loads and replays.
+Library; ``dump``/``dumps`` write exchanges back, redacted and atomically, in a layout
+vcrpy itself loads and replays; ``append`` adds one interaction for the Recorder without
+rewriting the file (``storage`` does the file work).
+
+A cassette the Recorder grows puts ``version: 1`` first, so that each interaction is
+appended at the end, and follows each with an ``# end of interaction`` line: what is
+after the last such line was cut short while being written, and is not read.
 
 What it must never do: serve or send HTTP (it knows YAML and vcrpy's layout, nothing
 else); write a secret (``redaction.redact`` runs before any text exists); leave a half-written
@@ -18,7 +23,6 @@ import gzip
 import importlib
 import json
 import os
-import tempfile
 import zlib
 from collections.abc import Sequence
 from pathlib import Path
@@ -27,21 +31,23 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import yaml
 
+from mockserver import safe_yaml, storage
 from mockserver.errors import CassetteFormatError, CassetteNotFoundError
 from mockserver.model import Exchange, Headers, Request, Response, Timing
 from mockserver.redaction import DEFAULT_REDACTION, Redaction, redact
 
 try:
     from yaml import CSafeDumper as _SafeDumper
-    from yaml import CSafeLoader as _SafeLoader
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeDumper as _SafeDumper  # type: ignore[assignment]
-    from yaml import SafeLoader as _SafeLoader  # type: ignore[assignment]
 
-__all__ = ["dump", "dumps", "load", "loads"]
+__all__ = ["append", "dump", "dumps", "load", "loads"]
 
 _FRAMING = frozenset({"content-length", "transfer-encoding", "content-encoding"})
 _NO_WRAP = 1 << 30  # folded long lines are legal YAML but unreadable in a diff
+_GROWING = "version: 1\ninteractions:\n"
+_END = "# end of interaction\n"
+_DOCUMENT_END = "...\n"
 
 
 class _Bad(Exception):
@@ -55,17 +61,19 @@ def _expected(what: str, expected: str, value: Any) -> NoReturn:
     raise _Bad(f"{what}: expected {expected}, found {found}")
 
 
-def load(path: str | os.PathLike[str]) -> tuple[Exchange, ...]:
-    """Read a cassette file; each Exchange's source is ``path#index``."""
-    name = os.fspath(path)
+def load(path: str | os.PathLike[str], name: str | None = None) -> tuple[Exchange, ...]:
+    """Read a cassette file; each Exchange's source is ``name#index`` (``name``: how
+    messages call the file, by default ``path`` as given)."""
+    where = os.fspath(path)
+    shown = where if name is None else name
     try:
-        data = Path(name).read_bytes()
+        data = Path(where).read_bytes()
     except FileNotFoundError:
         raise CassetteNotFoundError(
-            f"no cassette file at {name} (looked at {os.path.abspath(name)}): check the "
+            f"no cassette file at {where} (looked at {os.path.abspath(where)}): check the "
             "path, or record it first with a record mode that writes (once, all)"
         ) from None
-    return loads(data, name)
+    return loads(storage.complete(data, _GROWING.encode(), _END.encode(), shown), shown)
 
 
 def loads(text: str | bytes, source: str) -> tuple[Exchange, ...]:
@@ -96,7 +104,7 @@ def _parse(text: str | bytes, source: str) -> Any:
         with contextlib.suppress(ValueError):
             return json.loads(text)
     try:
-        return yaml.load(text, Loader=_SafeLoader)
+        return safe_yaml.load(text, source)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -259,31 +267,14 @@ def _timing(raw: Any) -> Timing | None:
 
 def dumps(exchanges: Sequence[Exchange], *, redaction: Redaction = DEFAULT_REDACTION) -> str:
     """vcrpy YAML v1 text for the exchanges, redacted; bodies load back byte-identical."""
-    clean = [redact(exchange, redaction) for exchange in exchanges]
-    # Per body: 0 = literal block if multi-line, 1 = the style PyYAML picks, 2 = !!binary.
-    # PyYAML's own checks miss a few cases (\x85, line separators...), so reload and see.
-    levels: dict[tuple[int, int], int] = {}
-    for _ in range(3):
-        interactions = [_interaction(e, i, levels) for i, e in enumerate(clean)]
-        document = {"interactions": interactions, "version": 1}
-        text = yaml.dump(
-            document, Dumper=_Dumper, allow_unicode=True, sort_keys=False, width=_NO_WRAP
-        )
-        try:
-            back: Sequence[Exchange] = loads(text, "<dumps>")
-        except CassetteFormatError:
-            back = ()
-        bad = [
-            (index, side)
-            for index, exchange in enumerate(clean)
-            for side in (0, 1)
-            if index >= len(back) or _body(back[index], side) != _body(exchange, side)
-        ]
-        if not bad:
-            return text
-        for key in bad:
-            levels[key] = levels.get(key, 0) + 1
-    raise AssertionError("unreachable: !!binary bodies always load back")  # pragma: no cover
+    items = [_item(redact(exchange, redaction)) for exchange in exchanges]
+    if not items:
+        return "interactions: []\nversion: 1\n"
+    # A list under a top-level key is laid out as a list of its own would be; after a
+    # block that keeps trailing newlines (|+), libyaml ends the document with "...".
+    ended = any(item.endswith(_DOCUMENT_END) for item in items)
+    text = "".join(item.removesuffix(_DOCUMENT_END) for item in items)
+    return "interactions:\n" + text + "version: 1\n" + (_DOCUMENT_END if ended else "")
 
 
 def dump(
@@ -295,22 +286,63 @@ def dump(
     """Write a cassette atomically (creating folders): readers see old or new, never half."""
     data = dumps(exchanges, redaction=redaction).encode("utf-8")
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    mode = target.stat().st_mode & 0o777 if target.exists() else 0o644
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-    )
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, mode)  # mkstemp makes 0600 files
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
+    with storage.locked(target.parent):
+        storage.replace(target, data)
+
+
+def append(
+    path: str | os.PathLike[str],
+    exchange: Exchange,
+    *,
+    redaction: Redaction = DEFAULT_REDACTION,
+    replace: bool = False,
+    name: str | None = None,
+) -> None:
+    """Add ``exchange`` at the end of the cassette (created if missing; replaced by this
+    one interaction when ``replace``), redacted, under the lock on its folder. ``name``:
+    how messages call the file.
+
+    A cassette written this way grows by one write of one interaction, whatever its size;
+    one in another layout (vcrpy's, ``dump``'s) is rewritten whole once, in this one."""
+    target = Path(path)
+    item = _growing_item(redact(exchange, redaction)).encode("utf-8")
+    with storage.locked(target.parent):
+        if not replace and storage.append(target, item, _GROWING.encode(), _END.encode()):
+            return
+        existing = () if replace or not target.exists() else load(target, name)
+        earlier = "".join(_growing_item(redact(e, redaction)) for e in existing)
+        storage.replace(target, (_GROWING + earlier).encode("utf-8") + item)
+
+
+def _growing_item(exchange: Exchange) -> str:
+    return _item(exchange).removesuffix(_DOCUMENT_END) + _END
+
+
+def _item(exchange: Exchange) -> str:
+    """One interaction as a YAML list item, checked to load back with the same bodies."""
+    # Per body: 0 = literal block if multi-line, 1 = the style PyYAML picks, 2 = !!binary.
+    # PyYAML's own checks miss a few cases (\x85, line separators...), so reload and see,
+    # with an end line after it, as a growing cassette has.
+    levels = {0: 0, 1: 0}
+    for _ in range(3):
+        text = yaml.dump(
+            [_interaction(exchange, levels)],
+            Dumper=_Dumper,
+            allow_unicode=True,
+            sort_keys=False,
+            width=_NO_WRAP,
+        )
+        try:
+            grown = _GROWING + text.removesuffix(_DOCUMENT_END) + _END
+            back: Sequence[Exchange] = loads(grown, "<dumps>")
+        except CassetteFormatError:
+            back = ()
+        bad = [side for side in (0, 1) if not back or _body(back[0], side) != _body(exchange, side)]
+        if not bad:
+            return text
+        for side in bad:
+            levels[side] += 1
+    raise AssertionError("unreachable: !!binary bodies always load back")  # pragma: no cover
 
 
 class _Block(str):
@@ -351,12 +383,12 @@ def _header_map(headers: Headers, dropped: frozenset[str]) -> dict[str, list[str
     return grouped
 
 
-def _interaction(exchange: Exchange, index: int, levels: dict[tuple[int, int], int]) -> Any:
+def _interaction(exchange: Exchange, levels: dict[int, int]) -> Any:
     request, response = exchange.request, exchange.response
     uri = (request.origin or "http://127.0.0.1") + "/" + request.path.removeprefix("/")
     if request.query:
         uri += "?" + urlencode(request.query)
-    body = _stored(request.body, levels.get((index, 0), 0)) if request.body else None
+    body = _stored(request.body, levels[0]) if request.body else None
     stored: dict[str, Any] = {
         # request bodies are stored decoded too, so a content-encoding header would lie
         "request": {
@@ -368,7 +400,7 @@ def _interaction(exchange: Exchange, index: int, levels: dict[tuple[int, int], i
         "response": {
             "status": {"code": response.status, "message": response.reason},
             "headers": _header_map(response.headers, _FRAMING),
-            "body": {"string": _stored(response.body, levels.get((index, 1), 0))},
+            "body": {"string": _stored(response.body, levels[1])},
         },
     }
     if (timing := exchange.timing) is not None:

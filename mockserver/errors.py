@@ -6,7 +6,8 @@ the way out.
     │                                         file, interaction index, what was expected
     ├── CassetteNotFoundError (FileNotFoundError)
     ├── UnsafeCassetteName (ValueError)       a name that would escape the cassette folder
-    ├── UnknownDialectError (KeyError)        a dialect name nobody registered: the known ones
+    ├── UnknownDialectError (KeyError, ValueError)  a dialect name nobody registered:
+    │                                         the known ones
     ├── RecordingError                        a request the recorder cannot forward
     ├── ConformanceError                      a proxy check that cannot run (proxy down...)
     └── NoMatchingExchange (AssertionError)   a request that no recording answers:
@@ -44,8 +45,10 @@ class NoMatchingExchange(TapedeckError, AssertionError):
     pass
 
 
-class UnknownDialectError(TapedeckError, KeyError):
-    """A dialect name that is not registered; the message lists the registered ones."""
+class UnknownDialectError(TapedeckError, KeyError, ValueError):
+    """A dialect name that is not registered; the message lists the registered ones. A
+    KeyError (a look-up in the registry) and a ValueError (a bad argument): callers that
+    caught either before every look-up went through the registry still catch it."""
 
     def __init__(self, name: str, known: tuple[str, ...]) -> None:
         super().__init__(name)

@@ -1,44 +1,39 @@
-"""The Library (recorded exchanges, indexed once, immutable) and the Player (a cursor).
+"""The index of recorded exchanges: built once at load time, immutable, shared freely.
 
-Everything a request needs is computed here at load time: the dialect, the match key, the
-served headers, the frames and their chunked wire bytes. A request then costs one dict
-look-up whatever the size of the cassettes. The Player is the only mutable part: which
-recordings were played, which requests missed. One Player per test (or per server run).
+    cassettes.load -> Exchange -> prepare -> Entry -> Library (index by match key)
+
+Everything a request needs is computed here, once: the dialect, the match key, the served
+headers, the frames and their chunked wire bytes. A request then costs one dict look-up
+whatever the size of the cassettes. What was played and what missed is the Player's
+(player.py); why a request missed is misses.py's.
 """
 
 from __future__ import annotations
 
-import difflib
 import gc
+import hashlib
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from mockserver import cassettes
 from mockserver.dialects import ROUTER, RouteMatch
 from mockserver.dialects.contract import Dialect
-from mockserver.errors import NoMatchingExchange
+from mockserver.errors import CassetteFormatError
+from mockserver.framing.http import FRAMING_HEADERS, chunked
 from mockserver.model import Exchange, Headers, Identity, Request, header
+from mockserver.redaction import for_identity
 
 Key = tuple[str, str, str, Identity]
 """(method, dialect name, endpoint, identity): two requests with one key get one answer."""
 
 Bucket = tuple[str, str, str]
 
-# Recomputed by the server for the bytes it really sends: a recorded value would be stale.
-FRAMING_HEADERS = frozenset(
-    {"content-length", "transfer-encoding", "content-encoding", "connection", "keep-alive"}
-)
 CASSETTE_SUFFIXES = (".yaml", ".yml", ".json")
 KEY_CACHE_SIZE = 4096
-
-
-def chunked(frames: Sequence[bytes]) -> bytes:
-    """HTTP/1.1 chunked transfer coding of the frames: one chunk per event, then the end."""
-    parts = [b"%x\r\n%b\r\n" % (len(frame), frame) for frame in frames if frame]
-    return b"".join(parts) + b"0\r\n\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,16 +55,23 @@ class Entry:
 
 
 def key_for(request: Request, match: RouteMatch) -> Key:
+    # Identity over the request as it would be recorded: a secret in the body (an api_key
+    # field) is the placeholder on disk, so it must be the placeholder here too.
     return (
         request.method,
         match.dialect.name,
         match.route.endpoint,
-        match.dialect.identity(request),
+        match.dialect.identity(for_identity(request)),
     )
 
 
-def prepare(exchange: Exchange, match: RouteMatch | None = None) -> Entry | None:
-    """The Entry serving ``exchange``, or None when no dialect serves its route."""
+def prepare(
+    exchange: Exchange, match: RouteMatch | None = None, *, chunks: Sequence[bytes] | None = None
+) -> Entry | None:
+    """The Entry serving ``exchange``, or None when no dialect serves its route.
+
+    A stream goes out one HTTP chunk per event, or in ``chunks`` when given (a generated
+    stream's own cuts, which may split an event or a character); they join to the body."""
     request, response = exchange.request, exchange.response
     match = match or ROUTER.resolve(request.method, request.path)
     if match is None:
@@ -82,7 +84,14 @@ def prepare(exchange: Exchange, match: RouteMatch | None = None) -> Entry | None
         # Some projects strip every response header; the protocol still fixes the type.
         content_type = framing.content_type if streaming else "application/json"
         headers += (("content-type", content_type),)
-    frames = framing.frames(response.body) if streaming else (response.body,)
+    if not streaming:
+        frames: tuple[bytes, ...] = (response.body,)
+    elif chunks is None:
+        frames = framing.frames(response.body)
+    elif b"".join(chunks) == response.body:
+        frames = tuple(chunks)
+    else:
+        raise ValueError(f"{exchange.source}: the chunks of a stream must join to its body")
     return Entry(
         exchange=exchange,
         dialect=dialect,
@@ -109,6 +118,46 @@ def cassette_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return found
 
 
+class KeyCache:
+    """The keys of request bodies seen before, least recently used out first.
+
+    Clients repeat the same bodies (a test suite, a load test), and computing an identity
+    is most of a replay's CPU time. Only recordings' keys are kept (a miss is never
+    remembered, however many distinct bodies a client sends), by a digest of the request:
+    the cache holds neither bodies nor identities of its own, and at most KEY_CACHE_SIZE
+    of them. Servers on several threads may share a library, hence the lock."""
+
+    def __init__(self, size: int = KEY_CACHE_SIZE) -> None:
+        self._size = size
+        self._keys: OrderedDict[bytes, Key] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def digest(request: Request) -> bytes:
+        # The repr fixes where each part ends, the body's length where the body does.
+        head = repr((request.method, request.path, request.query, len(request.body)))
+        seen = hashlib.blake2b(head.encode("utf-8", "surrogatepass"), digest_size=16)
+        seen.update(request.body)
+        return seen.digest()
+
+    def get(self, digest: bytes) -> Key | None:
+        with self._lock:
+            key = self._keys.get(digest)
+            if key is not None:
+                self._keys.move_to_end(digest)
+            return key
+
+    def put(self, digest: bytes, key: Key) -> None:
+        with self._lock:
+            self._keys[digest] = key
+            self._keys.move_to_end(digest)
+            while len(self._keys) > self._size:
+                self._keys.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+
 class Library:
     """Recorded exchanges indexed by match key; immutable once built, shared freely."""
 
@@ -116,7 +165,19 @@ class Library:
         entries: list[Entry] = []
         unserved: list[Exchange] = []
         for exchange in exchanges:
-            entry = prepare(exchange)
+            try:
+                entry = prepare(exchange)
+            except RecursionError:
+                # A recorded body nested past what Python's recursion allows: no request
+                # the server accepts can match it, and it must not crash the start-up.
+                file, _, number = exchange.source.rpartition("#")
+                raise CassetteFormatError(
+                    file or exchange.source,
+                    int(number) if number.isdigit() else None,
+                    "expected a request body nested less deeply, found one too deep to "
+                    "index (the server refuses requests nested past its JSON depth limit, "
+                    "so none could match it); remove or shorten this interaction",
+                ) from None
             if entry is None:
                 unserved.append(exchange)
             else:
@@ -130,9 +191,7 @@ class Library:
             buckets.setdefault(entry.key[:3], []).append(position)
         self._index = {key: tuple(value) for key, value in index.items()}
         self._buckets = {key: tuple(value) for key, value in buckets.items()}
-        # Clients repeat the same bodies (a test suite, a load test): their keys are
-        # remembered, as computing an identity is most of a replay's CPU time.
-        self._keys: dict[tuple[str, str, tuple[tuple[str, str], ...], bytes], Key] = {}
+        self._keys = KeyCache()
 
     @classmethod
     def from_paths(cls, paths: Iterable[str | os.PathLike[str]]) -> Library:
@@ -143,8 +202,13 @@ class Library:
         gc.disable()
         try:
             exchanges: list[Exchange] = []
-            for path in cassette_files(paths):
-                exchanges.extend(cassettes.load(path))
+            for given in paths:
+                folder = Path(given) if Path(given).is_dir() else None
+                for path in cassette_files([given]):
+                    # Named relative to the folder searched: a server's clients read
+                    # "openai/chat.yaml#3" in a miss, not where the server keeps it.
+                    name = str(path.relative_to(folder)) if folder is not None else None
+                    exchanges.extend(cassettes.load(path, name))
             return cls(exchanges)
         finally:
             if collecting:
@@ -154,13 +218,15 @@ class Library:
         return len(self.entries)
 
     def key(self, request: Request, match: RouteMatch) -> Key:
-        """``key_for(request, match)``, remembered for up to KEY_CACHE_SIZE requests."""
-        seen = (request.method, request.path, request.query, request.body)
+        """``key_for(request, match)``; remembered when it is a recording's key."""
+        seen = KeyCache.digest(request)
         key = self._keys.get(seen)
         if key is None:
-            if len(self._keys) >= KEY_CACHE_SIZE:
-                self._keys.clear()
-            key = self._keys[seen] = key_for(request, match)
+            key = key_for(request, match)
+            positions = self._index.get(key)
+            if positions:  # the index's own key: the cache holds no body, no identity
+                key = self.entries[positions[0]].key
+                self._keys.put(seen, key)
         return key
 
     def positions(self, key: Key) -> tuple[int, ...]:
@@ -168,144 +234,3 @@ class Library:
 
     def bucket(self, key: Key) -> tuple[int, ...]:
         return self._buckets.get(key[:3], ())
-
-
-@dataclass(frozen=True, slots=True)
-class Miss:
-    """A request no recording answered, with the explanation given to the client."""
-
-    request: Request
-    explanation: str
-
-
-@dataclass
-class Player:
-    """Which recordings were played and which requests missed. Identical requests replay
-    in recorded order (FIFO); with ``allow_repeats`` the last one answers again. With
-    ``synthesize``, a request no recording answers is noted in ``synthesized`` (the server
-    answers it from a script) instead of in ``misses``. ``keep_requests`` lists every
-    request in ``requests`` (what a test inspects; a long-running server turns it off)."""
-
-    library: Library
-    allow_repeats: bool = False
-    synthesize: bool = False
-    keep_requests: bool = True
-    requests: list[Request] = field(default_factory=list)
-    misses: list[Miss] = field(default_factory=list)
-    synthesized: list[Request] = field(default_factory=list)
-    _plays: list[int] = field(default_factory=list)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def __post_init__(self) -> None:
-        self._plays = [0] * len(self.library.entries)
-
-    def next(self, request: Request, match: RouteMatch) -> Entry:
-        """The entry answering ``request``, or NoMatchingExchange explaining the miss.
-
-        The caller decides what a miss is (a failure, a synthesized answer, a recording)
-        and notes it with ``miss``."""
-        key = self.library.key(request, match)
-        with self._lock:
-            if self.keep_requests:
-                self.requests.append(request)
-            positions = self.library.positions(key)
-            for position in positions:
-                if self._plays[position] == 0:
-                    self._plays[position] = 1
-                    return self.library.entries[position]
-            if positions and self.allow_repeats:
-                self._plays[positions[-1]] += 1
-                return self.library.entries[positions[-1]]
-        raise NoMatchingExchange(explain_miss(self.library, request, key, positions))
-
-    def note_miss(self, request: Request, explanation: str) -> None:
-        """A request nothing answered: a failure of the test (unless synthesis was asked
-        for, then it is listed in ``synthesized``)."""
-        with self._lock:
-            if self.synthesize:
-                self.synthesized.append(request)
-            else:
-                self.misses.append(Miss(request, explanation))
-
-    def note_request(self, request: Request) -> None:
-        """A request answered without consulting the recordings (record modes all/rewrite)."""
-        with self._lock:
-            if self.keep_requests:
-                self.requests.append(request)
-
-    def unplayed(self) -> list[Entry]:
-        with self._lock:
-            return [e for e, n in zip(self.library.entries, self._plays, strict=False) if n == 0]
-
-
-def _short(value: str | None, limit: int = 120) -> str:
-    if value is None:
-        return "(absent)"
-    return value if len(value) <= limit else value[: limit - 3] + "..."
-
-
-def differences(recorded: Identity, got: Identity) -> list[str]:
-    """One line per field that differs between two identities: recorded vs got."""
-    left, right = dict(recorded), dict(got)
-    lines = []
-    for name in sorted(left.keys() | right.keys()):
-        if left.get(name) != right.get(name):
-            lines.append(
-                f"{name}: recorded {_short(left.get(name))}, got {_short(right.get(name))}"
-            )
-    return lines
-
-
-def nearest(
-    library: Library, key: Key, candidates: Sequence[int], count: int = 3
-) -> list[tuple[list[str], int]]:
-    """The ``count`` recordings closest to ``key``: fewest differing fields first, then the
-    most similar values (compared for the first 50 only: a miss must stay cheap)."""
-    by_fields = sorted(
-        ((differences(library.entries[p].key[3], key[3]), p) for p in candidates),
-        key=lambda item: (len(item[0]), item[1]),
-    )
-    got = dict(key[3])
-
-    def distance(position: int) -> float:
-        recorded = dict(library.entries[position].key[3])
-        changed = [
-            name for name in recorded.keys() | got.keys() if recorded.get(name) != got.get(name)
-        ]
-        similar = sum(
-            difflib.SequenceMatcher(None, recorded.get(n, ""), got.get(n, "")).ratio()
-            for n in changed
-        )
-        return len(changed) - similar
-
-    head = sorted(by_fields[:50], key=lambda item: (distance(item[1]), item[1]))
-    return (head + by_fields[50:])[:count]
-
-
-def explain_miss(library: Library, request: Request, key: Key, played: Sequence[int]) -> str:
-    """What a client and a failing test are told: the request, the nearest recordings and
-    how each differs, and the way out."""
-    head = f"Tapedeck has no recording for {request.summary()} [{key[1]} {key[2]}]."
-    if played:
-        sources = ", ".join(library.entries[p].source for p in played)
-        return (
-            f"{head} Identical requests were recorded ({sources}) but every one was already "
-            f"played ({len(played)} recorded, request #{len(played) + 1}). Way out: record the "
-            "extra call, or allow repeats (marker allow_repeats=True)."
-        )
-    candidates = library.bucket(key)
-    if not candidates:
-        return (
-            f"{head} The loaded cassettes hold no {key[1]} {key[2]} request at all "
-            f"({len(library)} served interactions loaded). Way out: record it (record mode "
-            "once or new_episodes), or load the cassette that holds it."
-        )
-    lines = [head, "Nearest recorded requests:"]
-    for diffs, position in nearest(library, key, candidates):
-        lines.append(f"  {library.entries[position].source} differs in:")
-        lines.extend(f"    {line}" for line in diffs)
-    lines.append(
-        "Way out: record this request (record mode new_episodes), or change it to match a "
-        "recording."
-    )
-    return "\n".join(lines)

@@ -65,6 +65,9 @@ class Request:
     body: bytes = b""
     json: Any = None
     origin: str = ""
+    fault: str = ""
+    """The fault Tapedeck applied to the answer (its spec, as ``x-tapedeck-fault`` or
+    ``--fault`` gave it); "" when none. Never written to a cassette."""
 
     def query_value(self, name: str) -> str | None:
         for key, value in self.query:

@@ -6,14 +6,17 @@ are named for type checking only, or imported inside the methods that need them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from mockserver.library import Entry, Library, Miss, Player
+    from mockserver.faults import FaultSpec
+    from mockserver.index import Entry, Library
     from mockserver.model import Request
-    from mockserver.runner import BackgroundServer
+    from mockserver.player import Miss, Player
+    from mockserver.server_thread import BackgroundServer
 
 
 class Tapedeck:
@@ -49,11 +52,40 @@ class Tapedeck:
     def unplayed(self) -> list[Entry]:
         return self._player.unplayed()
 
+    def fault(self, spec: str) -> None:
+        """Misbehave on the next request (the next N with ``times=N``): ``spec`` is
+        ``KIND`` or ``KIND:key=value,...`` (README 'Faults'). A spec that cannot be read
+        raises ``FaultSpecError`` here, before any request. The request log
+        (``requests[i].fault``) says which request got it."""
+        from mockserver.faults import parse
+
+        self._server.state.faults.queue(parse(spec))
+
+    @contextmanager
+    def faults_replaced(self, *specs: str | FaultSpec) -> Iterator[None]:
+        """Only ``specs`` (no fault at all when none) while the block runs, then the
+        test's own faults again: for tools that judge a client one fault at a time
+        (``assert_resilient``)."""
+        from mockserver.faults import Faults, parse
+
+        state = self._server.state
+        standing = state.faults
+        state.faults = Faults()
+        for spec in specs:
+            state.faults.queue(parse(spec) if isinstance(spec, str) else spec)
+        try:
+            yield
+        finally:
+            state.faults = standing
+
     def script(self, text: str | None = None, **fields: Any) -> None:
-        """Queue the answer to the next request that matches no recording (synthesis)."""
+        """Queue the answer to the next request that matches no recording (synthesis).
+        A scripted answer wins over recording: from now on nothing in this test is
+        forwarded upstream (nor saved), whatever the record mode."""
         from mockserver.model import Script
 
-        self._player.synthesize = True
+        self._player.enable_synthesis()
+        self._server.state.recorder = None
         self._server.state.scripts.append(Script(text=text, **fields))
 
 
@@ -64,7 +96,7 @@ class Libraries:
         self._cache: dict[tuple[tuple[str, float], ...], Library] = {}
 
     def get(self, paths: Sequence[Path]) -> Library:
-        from mockserver.library import Library
+        from mockserver.index import Library
 
         existing = [p for p in paths if p.exists()]
         key = tuple((str(p), p.stat().st_mtime) for p in existing)

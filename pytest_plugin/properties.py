@@ -23,50 +23,47 @@ import urllib.request
 from collections import deque
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol
 
-from mockserver.checks import validate
-from mockserver.dialects import DEFAULT_DIALECT, DIALECTS, RouteMatch
+from mockserver.dialects import DEFAULT_DIALECT, RouteMatch
+from mockserver.dialects import dialect as get_dialect
 from mockserver.dialects.contract import Dialect
 from mockserver.errors import NoMatchingExchange
-from mockserver.library import Entry, Library, Player, chunked, prepare
+from mockserver.index import Entry, prepare
 from mockserver.model import Event, Exchange, Headers, Request, Response, Violation
+from mockserver.validation import validate
 
 if TYPE_CHECKING:
-    from mockserver.runner import BackgroundServer
+    from mockserver.server_thread import BackgroundServer
 
-ORDERING = frozenset(
-    {
-        "role-not-first",
-        "content-after-finish",
-        "text-after-finish",
-        "finish-reason-repeated",
-        "finish-reason-missing",
-        "usage-chunk-not-last",
-        "event-after-error",
-        "tool-call-start-incomplete",
-        "tool-call-header-repeated",
-    }
-)
+GROUPS = ("ordering", "termination", "usage")
+"""The rule groups the properties below check; each dialect's table tags its rules."""
+
+
+def rule_group(dialect: str | Dialect, group: str) -> frozenset[str]:
+    """The ids of a dialect's rules in ``group`` (``dialect(name).rules.group(group)``);
+    ValueError when it has none, so that a property never passes for want of rules."""
+    spec = get_dialect(dialect) if isinstance(dialect, str) else dialect
+    found = spec.rules.group(group)
+    if not found:
+        known = sorted({name for rule in spec.rules.values() for name in rule.groups})
+        raise ValueError(
+            f"dialect {spec.name!r} has no rules in group {group!r} (its groups: {known}). "
+            "Way out: assert_stream_conforms checks every rule of any dialect."
+        )
+    return found
+
+
+ORDERING = rule_group(DEFAULT_DIALECT, "ordering")
 """OpenAI chunk order: role first, content, one finish per choice, the usage chunk after
-every finish; after an error, nothing."""
-TERMINATION = frozenset({"done-missing", "data-after-done"})
-"""OpenAI termination: exactly one ``data: [DONE]``, last."""
-USAGE_CHUNK = frozenset(
-    {
-        "usage-chunk-missing",
-        "usage-chunk-duplicate",
-        "usage-chunk-not-last",
-        "usage-on-choices-chunk",
-        "usage-null-missing",
-        "usage-unrequested",
-        "usage-arithmetic",
-    }
-)
+every finish; after an error, nothing (the default dialect's ``ordering`` group)."""
+TERMINATION = rule_group(DEFAULT_DIALECT, "termination")
+"""OpenAI termination: exactly one ``data: [DONE]``, last (its ``termination`` group)."""
+USAGE_CHUNK = rule_group(DEFAULT_DIALECT, "usage")
 """OpenAI's include_usage contract: one chunk with ``choices: []`` and the usage, after
-every finish, ``usage: null`` on every other chunk, none unless asked, numbers that add up."""
+every finish, ``usage: null`` on every other chunk, none unless asked, numbers that add up
+(its ``usage`` group)."""
 
 
 class _Generated(Protocol):
@@ -120,23 +117,28 @@ def assert_stream_conforms(
 
 
 def assert_chunk_ordering(
-    stream: StreamLike, request: Request | None = None, dialect: str = DEFAULT_DIALECT
+    stream: StreamLike, request: Request | None = None, dialect: str | Dialect = DEFAULT_DIALECT
 ) -> None:
-    """Chunks come in the protocol's order (see ``ORDERING``)."""
-    _fail("chunk ordering", violations(dialect, stream, request, ORDERING))
+    """Events come in the protocol's order: the dialect's ``ordering`` rules (for OpenAI
+    chat, ``ORDERING``)."""
+    rules = rule_group(dialect, "ordering")
+    _fail("chunk ordering", violations(dialect, stream, request, rules))
 
 
-def assert_done_terminated(stream: StreamLike, dialect: str = DEFAULT_DIALECT) -> None:
-    """The stream ends with exactly one ``data: [DONE]``."""
-    _fail("[DONE] termination", violations(dialect, stream, None, TERMINATION))
+def assert_done_terminated(stream: StreamLike, dialect: str | Dialect = DEFAULT_DIALECT) -> None:
+    """The stream ends the protocol's way: the dialect's ``termination`` rules (for OpenAI
+    chat, exactly one ``data: [DONE]``, last)."""
+    rules = rule_group(dialect, "termination")
+    _fail("[DONE] termination", violations(dialect, stream, None, rules))
 
 
 def assert_usage_chunk(
-    stream: StreamLike, request: Request | None = None, dialect: str = DEFAULT_DIALECT
+    stream: StreamLike, request: Request | None = None, dialect: str | Dialect = DEFAULT_DIALECT
 ) -> None:
-    """The include_usage contract holds (see ``USAGE_CHUNK``); without the request, only
-    the rules that do not depend on it are checked."""
-    _fail("the usage chunk", violations(dialect, stream, request, USAGE_CHUNK))
+    """The usage contract holds: the dialect's ``usage`` rules (for OpenAI chat, the
+    include_usage chunk, ``USAGE_CHUNK``); without the request, only the rules that do not
+    depend on it are checked."""
+    _fail("the usage chunk", violations(dialect, stream, request, rule_group(dialect, "usage")))
 
 
 def endpoint_path(dialect: Dialect) -> str:
@@ -157,7 +159,7 @@ def fetch_stream(
     """POST ``body`` to the dialect's endpoint under ``base_url`` (an SDK base URL, such
     as ``http://127.0.0.1:4000/v1``) and read the whole answer: (request, body bytes),
     ready for the properties above. A status >= 400 raises AssertionError with the body."""
-    spec = DIALECTS[dialect]
+    spec = get_dialect(dialect)
     path = endpoint_path(spec)
     sent = {"content-type": "application/json", **(headers or {})}
     if api_key:
@@ -195,42 +197,68 @@ def assert_endpoint_conforms(
 SOURCE = "tapedeck_stream"
 
 
-@dataclass
-class _QueuePlayer(Player):
-    """Answers each request with the next queued response, whatever it asks."""
+class _StreamQueue:
+    """The stream server's ``Responder`` (mockserver.player): each request gets the next
+    queued response, whatever it asks; none queued is a miss, answered as a provider
+    error. Shared by the server's thread and the test's, hence the lock."""
 
-    queue: deque[tuple[Response, tuple[bytes, ...]]] = field(default_factory=deque)
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._queue: deque[tuple[Response, tuple[bytes, ...]]] = deque()
+        self._requests: list[Request] = []
 
     def next(self, request: Request, match: RouteMatch) -> Entry:
         with self._lock:
-            self.requests.append(request)
-            if not self.queue:
+            self._requests.append(request)
+            if not self._queue:
                 raise NoMatchingExchange(
                     f"tapedeck_stream has no stream queued for {request.summary()}. Way out: "
                     "queue one first, with tapedeck_stream.push(stream) or serving(stream)."
                 )
-            response, chunks = self.queue.popleft()
-        entry = prepare(Exchange(request, response, SOURCE), match)
-        assert entry is not None  # the app resolved the route before asking
+            response, chunks = self._queue.popleft()
         # The stream goes out in the generated HTTP chunks (splits inside characters...).
-        return replace(entry, frames=chunks, wire=chunked(chunks)) if entry.streaming else entry
+        entry = prepare(Exchange(request, response, SOURCE), match, chunks=chunks)
+        assert entry is not None  # the app resolved the route before asking
+        return entry
+
+    def note_request(self, request: Request) -> None:
+        with self._lock:
+            self._requests.append(request)
+
+    def note_miss(self, request: Request, explanation: str) -> bool:
+        return False  # the explanation, in the provider's error shape, is the answer
+
+    def push(self, response: Response, chunks: tuple[bytes, ...]) -> None:
+        with self._lock:
+            self._queue.append((response, chunks))
+
+    def requests(self) -> list[Request]:
+        with self._lock:
+            return list(self._requests)
+
+    def drop(self) -> int:
+        """Empty the queue; returns how many responses were left in it."""
+        with self._lock:
+            left = len(self._queue)
+            self._queue.clear()
+        return left
 
 
 class StreamServer:
     """A server on 127.0.0.1 that answers each request with the next queued stream."""
 
     def __init__(self) -> None:
-        self._player = _QueuePlayer(Library(()))
+        self._queue = _StreamQueue()
         self._server: BackgroundServer | None = None
         self._start_lock = threading.Lock()
 
     def start(self) -> StreamServer:
         from mockserver.app import ServerState
-        from mockserver.runner import BackgroundServer
+        from mockserver.server_thread import BackgroundServer
 
         with self._start_lock:
             if self._server is None:
-                self._server = BackgroundServer(ServerState(self._player)).start()
+                self._server = BackgroundServer(ServerState(self._queue)).start()
         return self
 
     def stop(self) -> None:
@@ -258,13 +286,12 @@ class StreamServer:
 
     def base_url(self, dialect: str = DEFAULT_DIALECT) -> str:
         """The SDK base URL for a dialect (OpenAI chat, the default: ``http://127.0.0.1:PORT/v1``)."""
-        return self.url + DIALECTS[dialect].base_path
+        return self.url + get_dialect(dialect).base_path
 
     @property
     def requests(self) -> list[Request]:
         """Every request received so far."""
-        with self._player._lock:
-            return list(self._player.requests)
+        return self._queue.requests()
 
     def push(
         self,
@@ -279,15 +306,14 @@ class StreamServer:
         if not isinstance(stream, bytes):
             dialect, body = stream.dialect, stream.body
             chunks = chunks or getattr(stream, "chunks", None)
-            framing = DIALECTS[dialect].framing_for(stream.request)
+            framing = get_dialect(dialect).framing_for(stream.request)
         else:
-            body, framing = stream, DIALECTS[dialect].framing
+            body, framing = stream, get_dialect(dialect).framing
         pieces = tuple(chunks) if chunks else framing.frames(body)
         if b"".join(pieces) != body:
             raise ValueError("the chunks of a stream must join to its body")
         response = Response(200, (("content-type", framing.content_type), *headers), body, "OK")
-        with self._player._lock:
-            self._player.queue.append((response, pieces))
+        self._queue.push(response, pieces)
 
     @contextmanager
     def serving(
@@ -302,8 +328,6 @@ class StreamServer:
         try:
             yield self.base_url(name)
         finally:
-            with self._player._lock:
-                left = len(self._player.queue)
-                self._player.queue.clear()
+            left = self._queue.drop()
         if left:
             raise AssertionError(f"{left} of {len(streams)} queued stream(s) were never requested")

@@ -24,12 +24,12 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from mockserver.checks import validate
 from mockserver.dialects import DIALECTS
 from mockserver.dialects import dialect as get_dialect
 from mockserver.dialects._kit.knobs import Knobs, Mutation, Options, fallback_knobs
 from mockserver.dialects.contract import Dialect
 from mockserver.model import Event, Request, Script, ToolCall, Violation
+from mockserver.validation import validate
 
 __all__ = [
     "KNOBS",
@@ -37,6 +37,7 @@ __all__ = [
     "Mutation",
     "Stream",
     "byte_splits",
+    "faults",
     "knobs",
     "mutated_streams",
     "mutations",
@@ -74,7 +75,7 @@ class Stream:
 
     @property
     def events(self) -> tuple[Event, ...]:
-        return DIALECTS[self.dialect].framing_for(self.request).events(self.body)
+        return get_dialect(self.dialect).framing_for(self.request).events(self.body)
 
     def violations(self) -> list[Violation]:
         return validate(self.dialect, self.body, self.request)
@@ -165,13 +166,15 @@ def streams(
     n: int | None = None,
     text: bool | None = None,
     thinking: bool | None = None,
+    variant: str | None = None,
     vary: bool = True,
     split: bool = True,
 ) -> Stream:
     """A valid stream of ``dialect`` from a generated script.
 
     ``include_usage``, ``tools``, ``n``, ``text`` (an answer with text) and ``thinking``
-    (reasoning first, where the protocol has it) pin those knobs (None: drawn). With ``vary``,
+    (reasoning first, where the protocol has it) and ``variant`` (one of the protocol's
+    stream shapes, ``knobs(dialect).variants``) pin those knobs (None: drawn). With ``vary``,
     legal variations are mixed in (keep-alive comments, empty deltas...); with ``split``,
     the HTTP chunks are cut anywhere, inside a UTF-8 character or a JSON string too.
     """
@@ -181,13 +184,17 @@ def streams(
         include_usage = draw(st.booleans())
     if thinking is None and spec.thinking:
         thinking = draw(st.booleans())
-    options = Options(include_usage, tools, n, text, thinking)
+    if variant is None and len(spec.variants) > 1:
+        variant = draw(st.sampled_from(spec.variants))
+    elif variant is not None and variant not in spec.variants:
+        raise ValueError(f"dialect {name!r} has no stream variant {variant!r}: {spec.variants}")
+    options = Options(include_usage, tools, n, text, thinking, variant)
     script = draw(scripts(name, options))
     if spec.request is None:
         raise ValueError(f"dialect {name!r} has no streams to generate")
     request = spec.request(script, options)
-    response = DIALECTS[name].synthesize(request, script)
-    framing = DIALECTS[name].framing_for(request)
+    response = get_dialect(name).synthesize(request, script)
+    framing = get_dialect(name).framing_for(request)
     frames = list(framing.frames(response.body))
     if vary and spec.vary is not None:
         frames = spec.vary(draw(st.randoms(use_true_random=False)), frames, request)
@@ -245,7 +252,7 @@ def mutated_streams(
             raise ValueError(f"unknown mutation {mutation!r} for {name}; known: {sorted(by_name)}")
         mutation = by_name[mutation]
     base = draw(streams(name, split=False, **mutation.needs))
-    framing = DIALECTS[name].framing_for(base.request)
+    framing = get_dialect(name).framing_for(base.request)
     frames = mutation.apply(list(framing.frames(base.body)), base.request, draw(st.randoms()))
     body = b"".join(frames)
     chunks = draw(byte_splits(body)) if split else tuple(frames)
@@ -257,3 +264,35 @@ def with_chunks(stream: Stream, chunks: Sequence[bytes]) -> Stream:
     if b"".join(chunks) != stream.body:
         raise ValueError("chunks must join to the stream's body")
     return replace(stream, chunks=tuple(chunks))
+
+
+@st.composite
+def faults(draw: st.DrawFn, dialect: str | Dialect, *, max_seconds: float = 0.05) -> str:
+    """A valid fault spec (``x-tapedeck-fault``, ``tapedeck.fault``) for a stream of
+    ``dialect``: every kind, its keys drawn within their bounds, and sometimes ``times``.
+    Waits (stall, drip) stay under ``max_seconds`` so that a property test stays fast."""
+    from mockserver.faults import KINDS
+
+    get_dialect(dialect) if isinstance(dialect, str) else dialect  # an unknown name raises
+    kind = draw(st.sampled_from(sorted(KINDS)))
+    events = st.integers(min_value=0, max_value=8)
+    seconds = st.floats(min_value=0, max_value=max_seconds).map(lambda f: f"{f:.3f}")
+    keys: dict[str, st.SearchStrategy[str]] = {
+        "code": st.sampled_from([429, 500, 502, 503, 529]).map(str),
+        "retry_after": st.integers(min_value=0, max_value=2).map(str),
+        "after": events.map(str),
+        "before": events.map(str),
+        "at": events.map(str),
+        "seconds": seconds,
+        "gap": seconds.map(lambda g: f"{float(g) / 8:.4f}"),
+        "message": st.text(alphabet="abcdefghij -", min_size=1, max_size=12),
+        "seed": st.integers(min_value=0, max_value=2**16).map(str),
+    }
+    waits = ("seconds", "gap")  # always drawn: their defaults would be slow
+    chosen = [key for key in KINDS[kind] if key in waits or (key in keys and draw(st.booleans()))]
+    if kind == "split" and draw(st.booleans()):
+        chosen.append("seed")
+    pairs = [f"{key}={draw(keys[key])}" for key in chosen]
+    if draw(st.booleans()):
+        pairs.append(f"times={draw(st.integers(min_value=1, max_value=3))}")
+    return kind + (":" + ",".join(pairs) if pairs else "")

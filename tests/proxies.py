@@ -1,6 +1,12 @@
 """Small proxies for the conformance tests: an aiohttp app on 127.0.0.1 that forwards to
 the upstream port and streams the answer back event by event, faithfully or with exactly
-one defect (the kinds real gateways have: see reference/peers.md, "Most common bugs")."""
+one defect (the kinds real gateways have: see reference/peers.md, "Most common bugs").
+
+Under an upstream fault the faithful proxy passes the breakage on (a reset or its own read
+timeout aborts the client's connection; a 429 goes through with its retry-after); the
+defective ones: ``invent-done`` ends a broken stream with a finish and ``[DONE]``,
+``swallow-429`` answers a 200 empty stream for an upstream error, ``retry-now`` retries a
+429 at once, ``hang-on-stall`` keeps its client waiting once its read timed out."""
 
 from __future__ import annotations
 
@@ -101,9 +107,15 @@ def defect(name: str) -> Edit:
 class ToyProxy:
     """``with ToyProxy(upstream_port, "drop-usage") as proxy: proxy.url``."""
 
-    def __init__(self, upstream_port: int, name: str = "faithful", status: int = 0) -> None:
+    def __init__(
+        self,
+        upstream_port: int,
+        name: str = "faithful",
+        status: int = 0,
+        read_timeout: float | None = None,
+    ) -> None:
         self.upstream = f"http://127.0.0.1:{upstream_port}"
-        self.name, self.status = name, status
+        self.name, self.status, self.read_timeout = name, status, read_timeout
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.runner: web.AppRunner | None = None
@@ -127,11 +139,14 @@ class ToyProxy:
         self.runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await self.runner.setup()
         await web.TCPSite(self.runner, "127.0.0.1", 0).start()
-        self.session = aiohttp.ClientSession(auto_decompress=False)
+        self.closing = asyncio.Event()
+        limits = aiohttp.ClientTimeout(total=None, sock_read=self.read_timeout)
+        self.session = aiohttp.ClientSession(auto_decompress=False, timeout=limits)
         host, port = self.runner.addresses[0][:2]
         return f"http://{host}:{port}"
 
     async def _stop(self) -> None:
+        self.closing.set()
         await self.session.close()
         assert self.runner is not None
         await self.runner.cleanup()
@@ -144,21 +159,60 @@ class ToyProxy:
         headers = {"content-type": "application/json"}
         url = self.upstream + request.path_qs
         async with self.session.post(url, data=body, headers=headers) as answer:
-            out = web.StreamResponse(status=answer.status)
-            out.content_type = answer.content_type
+            if answer.status == 429 and self.name == "retry-now":
+                await answer.read()
+                return await self._forward(request, url, body, headers)
+            return await self._pass(request, answer)
+
+    async def _forward(
+        self, request: web.Request, url: str, body: bytes, headers: dict[str, str]
+    ) -> web.StreamResponse:
+        async with self.session.post(url, data=body, headers=headers) as answer:
+            return await self._pass(request, answer)
+
+    async def _pass(
+        self, request: web.Request, answer: aiohttp.ClientResponse
+    ) -> web.StreamResponse:
+        if answer.status >= 400 and self.name == "swallow-429":
+            await answer.read()
+            out = web.StreamResponse(status=200)
+            out.content_type = "text/event-stream"
             await out.prepare(request)
-            if self.name == "buffer":
-                await out.write(await answer.read())
-            else:
-                decoder, edit = sse.Decoder(), defect(self.name)
-                async for piece in answer.content.iter_any():
-                    if self.name == "decode-per-chunk":  # the naive way: breaks characters
-                        piece = piece.decode("utf-8", "replace").encode()
-                    for event in decoder.feed(piece):
-                        for frame in edit(event.raw):
-                            await out.write(frame)
-                for event in decoder.close():
-                    for frame in edit(event.raw):
-                        await out.write(frame)
+            await out.write(b"data: [DONE]\n\n")
             await out.write_eof()
             return out
+        out = web.StreamResponse(status=answer.status)
+        out.content_type = answer.content_type
+        if "retry-after" in answer.headers:
+            out.headers["retry-after"] = answer.headers["retry-after"]
+        await out.prepare(request)
+        if self.name == "buffer" or answer.status != 200:
+            await out.write(await answer.read())
+            await out.write_eof()
+            return out
+        decoder, edit, ended = sse.Decoder(), defect(self.name), False
+        try:
+            async for piece in answer.content.iter_any():
+                if self.name == "decode-per-chunk":  # the naive way: breaks characters
+                    piece = piece.decode("utf-8", "replace").encode()
+                for event in decoder.feed(piece):
+                    ended = ended or event.raw.startswith(b"data: [DONE]")
+                    for frame in edit(event.raw):
+                        await out.write(frame)
+            for event in decoder.close():
+                for frame in edit(event.raw):
+                    await out.write(frame)
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            if self.name == "hang-on-stall":
+                await self.closing.wait()  # the client waits until it gives up
+                return out
+            if self.name != "invent-done":
+                assert request.transport is not None
+                request.transport.abort()  # the upstream's breakage, passed on
+                return out
+        if self.name == "invent-done" and not ended:
+            finish = {"id": "x", "object": "chat.completion.chunk", "created": 0, "model": "m"}
+            choice = {"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}
+            await out.write(_data({**finish, "choices": [choice]}) + b"data: [DONE]\n\n")
+        await out.write_eof()
+        return out

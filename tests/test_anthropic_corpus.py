@@ -17,9 +17,11 @@ import pytest
 from mockserver.cassettes import load
 from mockserver.dialects.anthropic.dialect import DIALECT, check, error, identity, synthesize
 from mockserver.framing.sse import SSE
-from mockserver.library import Library
+from mockserver.index import Library
 from mockserver.model import Exchange, Request, Script, ToolCall, header
 from tests.conftest import corpus_root
+
+pytestmark = pytest.mark.corpus
 
 ROOT = corpus_root()
 

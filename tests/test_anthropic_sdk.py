@@ -16,13 +16,14 @@ import anthropic
 import pytest
 
 from mockserver.cli import bundled_cassettes
-from mockserver.dialects.anthropic.dialect import DEFAULT_TEXT, THINKING_TEXT
+from mockserver.dialects._kit.wire import DEFAULT_TEXT
+from mockserver.dialects.anthropic.dialect import THINKING_TEXT
 from mockserver.dialects.anthropic.recipes import RECIPES
 from mockserver.dialects.contract import Recipe
 from mockserver.framing import sse
-from mockserver.library import Library
+from mockserver.index import Library
 from mockserver.model import Script, ToolCall
-from mockserver.runner import BackgroundServer
+from mockserver.server_thread import BackgroundServer
 from tests import rawhttp
 from tests.conftest import ROOT
 

@@ -11,9 +11,10 @@ from collections.abc import Iterator
 import pytest
 
 from mockserver.framing import sse
-from mockserver.library import Library, Player
+from mockserver.index import Library
 from mockserver.model import Exchange, Request, Response
-from mockserver.runner import BackgroundServer
+from mockserver.player import Player
+from mockserver.server_thread import BackgroundServer
 from tests import rawhttp
 
 CHAT = "/v1/chat/completions"
@@ -243,7 +244,7 @@ def test_a_gzip_recording_is_served_decoded() -> None:
 
 
 def test_synthesize_answers_a_miss_with_a_valid_stream(server: BackgroundServer) -> None:
-    from mockserver.checks import validate
+    from mockserver.validation import validate
 
     server.state.player.synthesize = True
     body = chat("anything at all", stream=True)

@@ -7,7 +7,6 @@ import base64
 import json
 import struct
 import zlib
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -197,12 +196,6 @@ def test_every_rule_has_a_stream_that_breaks_it() -> None:
     assert set(BROKEN) == set(RULES)
 
 
-def test_rule_ids_are_kebab_case_with_a_description() -> None:
-    for rule, description in RULES.items():
-        assert rule == rule.lower() and " " not in rule and "_" not in rule, rule
-        assert description.endswith(".") and len(description) > 20, rule
-
-
 @pytest.mark.parametrize("rule", sorted(BROKEN))
 def test_each_broken_stream_breaks_exactly_its_rule(rule: str) -> None:
     req, frames = BROKEN[rule]
@@ -343,31 +336,6 @@ LEGAL: dict[str, tuple[Request, list[bytes]]] = {
 def test_legal_variations_pass(name: str) -> None:
     req, frames = LEGAL[name]
     assert check(req, decode(b"".join(frames))) == []
-
-
-frame_like = st.one_of(
-    st.sampled_from([*TEXT, *_tool, *INVOKE, exception("validationException"), BAD_LENGTHS]),
-    st.builds(
-        event,
-        st.sampled_from(["contentBlockDelta", "contentBlockStart", "contentBlockStop", "metadata"]),
-        contentBlockIndex=st.integers(-1, 2) | st.none() | st.text(max_size=2),
-        delta=st.none()
-        | st.dictionaries(st.sampled_from(["text", "toolUse"]), st.none() | st.text(max_size=3)),
-        start=st.none() | st.just({"toolUse": None}),
-        usage=st.none() | st.just(usage(1, 1, 5)),
-    ),
-    st.binary(max_size=24),
-)
-
-
-@given(st.lists(frame_like, max_size=10), st.sampled_from([None, STREAM, INVOKE_STREAM]))
-def test_check_never_raises_and_speaks_only_in_known_rules(
-    frames: list[bytes], req: Request | None
-) -> None:
-    events = decode(b"".join(frames))
-    violations = check(req, events)
-    assert {v.rule for v in violations} <= set(RULES)
-    assert all(-1 <= v.index < len(events) and v.message.endswith(".") for v in violations)
 
 
 def test_check_takes_events_from_anywhere() -> None:
@@ -539,12 +507,6 @@ def test_synthesized_invoke_streams_pass_every_rule_and_carry_the_script(script:
     assert calls == [(c.name, json.loads(c.arguments)) for c in script.tool_calls]
 
 
-@given(scripts, st.sampled_from(ENDPOINTS))
-def test_the_same_seed_gives_the_same_bytes(script: Script, endpoint: str) -> None:
-    req = request(endpoint)
-    assert synthesize(req, script) == synthesize(req, script)
-
-
 @given(scripts, st.integers(0, 2**32), st.sampled_from(ENDPOINTS))
 def test_a_different_seed_gives_a_different_request_id(
     script: Script, other: int, endpoint: str
@@ -562,95 +524,22 @@ def _fields(script: Script) -> dict[str, Any]:
     return {name: getattr(script, name) for name in Script.__dataclass_fields__}
 
 
-# --- mutations of synthesized streams --------------------------------------------------
+# --- any damage to a frame -------------------------------------------------------------
 
-Frames = list[bytes]
-
-
-def synthesized(script: Script) -> Frames:
-    return list(AWS_EVENTSTREAM.frames(synthesize(STREAM, script).body))
+FRAME_RULES = {"prelude-crc", "message-crc", "prelude-length", "frame-truncated"}
 
 
-def names(frames: Frames) -> list[str]:
-    return [decode(f)[0].event or "" for f in frames]
-
-
-def drop(name: str) -> Callable[[Frames, int], Frames]:
-    def mutate(frames: Frames, pick: int) -> Frames:
-        spots = [k for k, n in enumerate(names(frames)) if n == name]
-        k = spots[pick % len(spots)]
-        return frames[:k] + frames[k + 1 :]
-
-    return mutate
-
-
-def duplicate(name: str) -> Callable[[Frames, int], Frames]:
-    def mutate(frames: Frames, pick: int) -> Frames:
-        k = names(frames).index(name)
-        return [*frames[: k + 1], frames[k], *frames[k + 1 :]]
-
-    return mutate
-
-
-def flip_a_byte(frames: Frames, pick: int) -> Frames:
-    k = pick % len(frames)
-    return [*frames[:k], flip(frames[k], (pick // 7) % len(frames[k])), *frames[k + 1 :]]
-
-
-def throttle_mid_stream(frames: Frames, pick: int) -> Frames:
-    k = 1 + pick % (len(frames) - 1)
-    return [*frames[:k], exception("throttlingException"), *frames[k:]]
-
-
-def rewrite(name: str, change: Callable[[dict[str, Any]], None]) -> Callable[[Frames, int], Frames]:
-    def mutate(frames: Frames, pick: int) -> Frames:
-        spots = [k for k, n in enumerate(names(frames)) if n == name]
-        k = spots[-1]
-        payload = json.loads(decode(frames[k])[0].data or "")
-        change(payload)
-        return [*frames[:k], event(name, **payload), *frames[k + 1 :]]
-
-    return mutate
-
-
-def corrupt_input(payload: dict[str, Any]) -> None:
-    payload["delta"]["toolUse"]["input"] += "}"
-
-
-def miscount(payload: dict[str, Any]) -> None:
-    payload["usage"]["totalTokens"] += 1
-
-
-MUTATIONS: dict[str, tuple[Callable[[Frames, int], Frames], set[str]]] = {
-    "drop messageStop": (drop("messageStop"), {"message-stop-once"}),
-    "drop metadata": (drop("metadata"), {"metadata-last"}),
-    "drop a contentBlockStop": (drop("contentBlockStop"), {"block-not-stopped"}),
-    "duplicate messageStart": (duplicate("messageStart"), {"message-start-first"}),
-    "duplicate messageStop": (duplicate("messageStop"), {"message-stop-once"}),
-    "duplicate metadata": (duplicate("metadata"), {"metadata-last"}),
-    "flip a byte": (
-        flip_a_byte,
-        {"prelude-crc", "message-crc", "prelude-length", "frame-truncated"},
-    ),
-    "throttle then go on": (throttle_mid_stream, {"event-after-exception"}),
-    "corrupt a tool's input": (rewrite("contentBlockDelta", corrupt_input), {"tool-input-invalid"}),
-    "miscount totalTokens": (rewrite("metadata", miscount), {"usage-arithmetic"}),
-}
-
-
-@pytest.mark.parametrize("name", sorted(MUTATIONS))
-@settings(max_examples=40)  # ten mutations: 400 streams in all
-@given(script=scripts, pick=st.integers(0, 1000))
-def test_each_mutation_is_caught_by_its_own_rule(name: str, script: Script, pick: int) -> None:
-    mutate, caught = MUTATIONS[name]
-    if name == "corrupt a tool's input":
-        assume(script.tool_calls)
-    frames = synthesized(script)
-    assume("contentBlockStop" in names(frames) or name != "drop a contentBlockStop")
-    mutated = mutate(frames, pick)
-    assert mutated != frames
-    found = rules(mutated)
-    assert found and found <= caught, found
+# Each example checks ~5 flips in every frame, a whole stream each: a few examples suffice.
+@settings(max_examples=max(5, settings().max_examples // 5))
+@given(script=scripts, endpoint=st.sampled_from(["converse-stream", "invoke-with-response-stream"]))
+def test_a_flipped_byte_anywhere_is_caught_by_a_frame_rule(script: Script, endpoint: str) -> None:
+    # Every byte of a frame is under a CRC: no flip goes unseen, whichever frame it hits.
+    req = request(endpoint)
+    frames = list(AWS_EVENTSTREAM.frames(synthesize(req, script).body))
+    for k, frame in enumerate(frames):
+        for at in {0, 5, 9, len(frame) // 2, len(frame) - 1}:
+            found = rules([*frames[:k], flip(frame, at), *frames[k + 1 :]], req)
+            assert found and found <= FRAME_RULES, (k, at, found)
 
 
 # --- synthesize: Bedrock's exact shapes and headers -----------------------------------

@@ -31,6 +31,8 @@ from mockserver.framing.aws_eventstream import decode, frames, headers, problem
 from mockserver.model import Exchange, Script, ToolCall, header
 from tests.conftest import corpus_root
 
+pytestmark = pytest.mark.corpus
+
 ROOT = corpus_root() / "bedrock"
 
 # file -> (endpoint, streamed, the rule ids check() reports: none, as these are real).

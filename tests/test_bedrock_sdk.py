@@ -24,9 +24,9 @@ from mockserver.dialects.bedrock.dialect import DIALECT, split_thinking
 from mockserver.dialects.bedrock.recipes import RECIPES
 from mockserver.dialects.contract import Recipe
 from mockserver.framing.aws_eventstream import decode, encode
-from mockserver.library import Library
+from mockserver.index import Library
 from mockserver.model import Exchange, Request, Response, Script, ToolCall
-from mockserver.runner import BackgroundServer
+from mockserver.server_thread import BackgroundServer
 from tests.conftest import ROOT
 
 NO_RETRIES = Config(retries={"total_max_attempts": 1})

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from mockserver import cassettes
+from mockserver import cassettes, synth
 from mockserver.cli import bundled_cassettes, main
 from mockserver.framing import sse
-from mockserver.model import Exchange, Request, Response
+from mockserver.model import Exchange, Request, Response, Script
 from tests import rawhttp
 from tests.conftest import corpus_root
 
@@ -46,7 +46,8 @@ def test_lint_reports_file_interaction_rule_and_message(
     assert main(["lint", str(path)]) == 1
     out = capsys.readouterr().out
     assert f"{path}#0 done-missing" in out
-    assert "1 file(s), 1 violation(s), 0 unreadable" in out
+    summary = "1 file(s), 1 interaction(s): 1 checked, 0 without a stream, 0 not checked; "
+    assert out.splitlines()[-1] == summary + "1 violation(s), 0 unreadable"
 
 
 def test_lint_names_an_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -57,12 +58,77 @@ def test_lint_names_an_unreadable_file(tmp_path: Path, capsys: pytest.CaptureFix
     assert f"{path}: cannot be read:" in out and "interaction 0" in out
 
 
+@pytest.mark.corpus
 def test_lint_the_real_openai_recordings_are_clean(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["lint", str(corpus_root() / "openai")]) == 0
+    # No stream breaks a rule; what lint flags is the Cloudflare cookies some kept.
+    assert main(["lint", str(corpus_root() / "openai")]) == 1
+    out = capsys.readouterr().out
+    assert " 0 violation(s), 0 unreadable" in out.splitlines()[-1]
+    flagged = [line for line in out.splitlines() if " secret: " in line]
+    assert flagged and all(" secret: cookie in response header Set-Cookie" in f for f in flagged)
 
 
 def test_lint_with_nothing_to_read_is_an_error(tmp_path: Path) -> None:
     assert main(["lint", str(tmp_path)]) == 2
+
+
+def exchange_at(path: str, stream: bool = True) -> Exchange:
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": stream}
+    request = Request("POST", path, body=json.dumps(body).encode(), json=body)
+    return Exchange(request, Response(200, (("content-type", "text/event-stream"),), b"x"))
+
+
+def test_lint_says_what_it_could_not_check(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "unknown.yaml"
+    cassettes.dump([exchange_at("/v9/unheard-of")] * 2, path)
+    assert main(["lint", str(path)]) == 3  # not a pass, and not a violation
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[:2] == [
+        f"{path}#0 not checked: no dialect serves POST /v9/unheard-of",
+        f"{path}#1 not checked: no dialect serves POST /v9/unheard-of",
+    ]
+    assert lines[2].startswith(
+        f"{path}: nothing checked: no dialect serves the route of any of its 2 interaction(s). "
+        "Way out: "
+    )
+    assert lines[3] == (
+        "1 file(s), 2 interaction(s): 0 checked, 0 without a stream, 2 not checked; "
+        "0 violation(s), 0 unreadable"
+    )
+
+
+def test_lint_counts_unchecked_interactions_beside_checked_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "mixed.yaml"
+    answered = synth.synthesize("/v1/chat/completions", {"model": "m", "stream": True}, Script())
+    unknown = exchange_at("/v9/unheard-of")
+    plain = exchange_at("/v1/chat/completions", stream=False)
+    cassettes.dump([answered, unknown, plain], path)
+    assert main(["lint", str(path)]) == 0  # something was checked, and it holds
+    assert capsys.readouterr().out.splitlines() == [
+        f"{path}#1 not checked: no dialect serves POST /v9/unheard-of",
+        "1 file(s), 3 interaction(s): 1 checked, 1 without a stream, 1 not checked; "
+        "0 violation(s), 0 unreadable",
+    ]
+
+
+def test_lint_an_empty_cassette_checked_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "empty.yaml"
+    cassettes.dump([], path)
+    assert main(["lint", str(path)]) == 3
+    out = capsys.readouterr().out
+    assert f"{path}: nothing checked: the cassette holds no interactions." in out
+
+
+def test_lint_violations_outrank_unchecked_files(tmp_path: Path) -> None:
+    cassettes.dump([exchange_at("/v9/unheard-of")], tmp_path / "a-unknown.yaml")
+    write(tmp_path / "b-broken.yaml", BROKEN_STREAM)
+    assert main(["lint", str(tmp_path)]) == 1
 
 
 def test_serve_prints_base_urls_and_replays(tmp_path: Path) -> None:

@@ -20,6 +20,8 @@ from mockserver.cassettes import dumps, load, loads
 from mockserver.model import header
 from tests.conftest import corpus_files, corpus_root
 
+pytestmark = pytest.mark.corpus
+
 ROOT = corpus_root()
 FILES = {path.relative_to(ROOT).as_posix(): path for path in corpus_files()}
 HTTPX_LEGACY = {
@@ -32,7 +34,9 @@ HTTPX_LEGACY = {
 
 def _manifest() -> dict[str, dict[str, str]]:
     columns = ["file", "provider", "api", "stream", "usage", "status", "n", "storage", "hdrs"]
-    rows = {}
+    rows: dict[str, dict[str, str]] = {}
+    if not (ROOT / "MANIFEST.md").is_file():
+        return rows  # no corpus: every test here is skipped
     for line in (ROOT / "MANIFEST.md").read_text().splitlines():
         if line.startswith("| `"):
             cells = [cell.strip() for cell in line.strip("|").split("|")]

@@ -9,10 +9,13 @@ from pathlib import Path
 import pytest
 
 from mockserver import cassettes
-from mockserver.library import Library, Player
-from mockserver.runner import BackgroundServer
+from mockserver.index import Library
+from mockserver.player import Player
+from mockserver.server_thread import BackgroundServer
 from tests import rawhttp
 from tests.conftest import corpus_files, corpus_root
+
+pytestmark = pytest.mark.corpus
 
 
 @pytest.fixture(scope="module")

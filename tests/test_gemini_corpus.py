@@ -26,9 +26,11 @@ from mockserver.dialects.gemini.dialect import (
 )
 from mockserver.framing.json_array import JSON_ARRAY
 from mockserver.framing.sse import SSE
-from mockserver.library import Library
+from mockserver.index import Library
 from mockserver.model import Exchange, Request, Script, ToolCall, header
 from tests.conftest import corpus_root
+
+pytestmark = pytest.mark.corpus
 
 ROOT = corpus_root()
 PROVIDERS = ["gemini", "vertex"]

@@ -143,6 +143,7 @@ def test_registered_and_named() -> None:
     assert JSON_ARRAY.events(b"[1]") == decode(b"[1]")
 
 
+@pytest.mark.corpus
 @pytest.mark.parametrize(
     "name", ["gemini/stream-json-array-gzip.yaml", "gemini/stream-json-array-tools-gzip.yaml"]
 )

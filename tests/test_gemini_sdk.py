@@ -18,14 +18,15 @@ from google.genai import errors, types
 
 from mockserver.cli import bundled_cassettes
 from mockserver.dialects import RECIPES as BUNDLED
+from mockserver.dialects._kit.wire import split_thinking
 from mockserver.dialects.contract import Recipe
-from mockserver.dialects.gemini.dialect import DIALECT, split_thoughts
+from mockserver.dialects.gemini.dialect import DIALECT
 from mockserver.dialects.gemini.recipes import MODEL
 from mockserver.framing.json_array import JSON_ARRAY
 from mockserver.framing.sse import SSE
-from mockserver.library import Library
+from mockserver.index import Library
 from mockserver.model import Script, ToolCall
-from mockserver.runner import BackgroundServer
+from mockserver.server_thread import BackgroundServer
 from tests import rawhttp
 from tests.conftest import ROOT
 
@@ -141,7 +142,7 @@ def test_recorded_thinking_parts(server: BackgroundServer, version: str) -> None
     )
     chunks = list(stream)
     thought, answer, calls = assemble(chunks)
-    assert (thought, answer) == split_thoughts(recipe.script.text) and calls == []
+    assert (thought, answer) == split_thinking(recipe.script.text) and calls == []
     assert (
         usage_of(chunks[-1])["thoughtsTokenCount"]
         == recorded_chunks(recipe)[-1]["usageMetadata"]["thoughtsTokenCount"]

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from mockserver import cassettes
-from mockserver.checks import lint_path, stream_request
 from mockserver.cli import main
 from mockserver.dialects import DIALECTS
 from mockserver.model import Exchange, Request, Script
+from mockserver.validation import lint_path, stream_request
 
 CHAT = DIALECTS["openai_chat"]
 
@@ -35,7 +35,11 @@ def test_a_valid_raw_stream_passes(capsys: pytest.CaptureFixture[str], tmp_path:
     raw = tmp_path / "capture.sse"
     raw.write_bytes(synthesized(include_usage=True)[1])
     code, out = lint(capsys, "--dialect", "openai_chat", "--include-usage", str(raw))
-    assert (code, out.splitlines()[-1]) == (0, "1 file(s), 0 violation(s), 0 unreadable")
+    assert (code, out.splitlines()[-1]) == (
+        0,
+        "1 file(s), 1 interaction(s): 1 checked, 0 without a stream, 0 not checked; "
+        "0 violation(s), 0 unreadable",
+    )
 
 
 def test_a_broken_raw_stream_names_its_rules(
@@ -67,7 +71,10 @@ def test_cassettes_are_still_linted_as_cassettes(
     assert code == 1
     assert f"{raw} data-after-done (event " in out
     assert not any(line.startswith(str(cassette)) for line in out.splitlines())
-    assert out.splitlines()[-1] == "2 file(s), 1 violation(s), 0 unreadable"
+    assert out.splitlines()[-1] == (
+        "2 file(s), 2 interaction(s): 2 checked, 0 without a stream, 0 not checked; "
+        "1 violation(s), 0 unreadable"
+    )
 
 
 def test_a_raw_stream_without_dialect_says_how_to_lint_it(

@@ -17,11 +17,42 @@ import threading
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
 
 from mockserver.cli import main
 from mockserver.conformance import run_conformance
+from mockserver.conformance.load import LoadPlan, run_load
 from mockserver.conformance.report import Report
 from tests.proxies import free_port
+
+
+def missing_proxy_extra() -> list[str]:
+    """What of ``litellm[proxy]`` is not installed: the ``litellm-proxy`` extra brings it,
+    and the ``dev`` install leaves it out (~350 MB for this one module)."""
+    try:
+        requires = importlib.metadata.requires("litellm") or []
+    except importlib.metadata.PackageNotFoundError:
+        return ["litellm"]
+    missing = []
+    for requirement in map(Requirement, requires):
+        marker = requirement.marker
+        if marker is None or marker.evaluate({"extra": ""}):
+            continue  # litellm's own requirements, installed with it
+        if not marker.evaluate({"extra": "proxy"}):
+            continue  # another extra
+        try:
+            importlib.metadata.version(requirement.name)
+        except importlib.metadata.PackageNotFoundError:
+            missing.append(requirement.name)
+    return missing
+
+
+if missing := missing_proxy_extra():
+    pytest.skip(
+        f"the LiteLLM proxy is not installed (missing: {', '.join(missing)}): "
+        "pip install -e '.[dev,litellm-proxy]' to run this test",
+        allow_module_level=True,
+    )
 
 MASTER_KEY = "sk-tapedeck-conformance"
 MODEL = "tapedeck-model"
@@ -118,6 +149,8 @@ def test_the_litellm_proxy_through_the_catalogue(
         )
         translations(translated)
         command_line(proxy, capsys)
+        under_faults(proxy)
+        under_load(proxy)
     finally:
         proxy.stop()
 
@@ -183,3 +216,40 @@ def command_line(proxy: LiteLLMProxy, capsys: pytest.CaptureFixture[str]) -> Non
         captured.out
     )
     assert "No connected db" in captured.out and "accepts --api-key" in captured.out
+
+
+def under_faults(proxy: LiteLLMProxy) -> None:
+    # The upstream breaks its stream (~8 s with a 3 s --timeout). LiteLLM passes a reset
+    # and a mid-stream error on as an {"error": ...} chunk (no [DONE]), and retries a 429
+    # after the retry-after asked (1 s) before streaming the answer. Two fails: a stream
+    # the upstream ended early (a clean end, no finish, no [DONE]) comes out with a
+    # finish_reason "stop" and [DONE] invented, so the client takes the cut text for the
+    # whole answer; and a stalled upstream keeps the client waiting (LiteLLM's own
+    # timeout is 600 s by default).
+    names = ["fault-reset", "fault-truncate", "fault-error", "fault-429", "fault-stall"]
+    report = run_conformance(
+        proxy.url, proxy.upstream, model=MODEL, api_key=MASTER_KEY, scenarios=names, timeout=3
+    )
+    context = f"LiteLLM {VERSION}\n{report.table()}"
+    assert report.rules("fail") == {"end-invented", "stall-hung"}, context
+    assert scenarios(report, "end-invented") == {"fault-truncate"}, context
+    (invented,) = [f for f in report.fails if f.rule == "end-invented"]
+    assert "[DONE]" in invented.message and "finish reason 'stop'" in invented.message
+    assert scenarios(report, "stall-hung") == {"fault-stall"}, context
+    assert report.rules("warn") == set(), context
+    seen = {f.scenario: f.message for f in report.findings if f.rule == "fault-passed"}
+    assert seen["fault-reset"].startswith("an error event after 4 events"), context
+    assert seen["fault-error"].startswith("an error event after 4 events"), context
+    assert seen["fault-429"].startswith("retried upstream 1."), context
+
+
+def under_load(proxy: LiteLLMProxy) -> None:
+    # Eight streams in flight for 3 s each way (~8 s): every stream through LiteLLM comes
+    # back with its own words, in order, whole, and none fails. Its figures (throughput,
+    # added time to first event, events held) depend on the machine: shown, not asserted.
+    plan = LoadPlan(8, 3.0)
+    report = run_load(proxy.url, proxy.upstream, plan, model=MODEL, api_key=MASTER_KEY)
+    context = f"LiteLLM {VERSION}\n{report.table()}"
+    assert report.rules("fail") == set(), context
+    assert report.proxy.wrong_count == report.proxy.error_count == 0, context
+    assert report.proxy.finished >= plan.concurrency and not report.notes, context

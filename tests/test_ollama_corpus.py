@@ -17,9 +17,11 @@ from mockserver.cassettes import load
 from mockserver.dialects import resolve
 from mockserver.dialects.ollama.dialect import check, error, identity, is_stream, synthesize
 from mockserver.framing.ndjson import NDJSON
-from mockserver.library import Library
+from mockserver.index import Library
 from mockserver.model import Event, Exchange, Request, Script
 from tests.conftest import corpus_root
+
+pytestmark = pytest.mark.corpus
 
 ROOT = corpus_root()
 

@@ -17,12 +17,12 @@ import pytest
 from mockserver.cli import bundled_cassettes
 from mockserver.dialects import sdk_environment
 from mockserver.dialects.contract import Recipe
-from mockserver.dialects.ollama.dialect import MODELS, split_thinking, vector
+from mockserver.dialects.ollama.dialect import MODELS, thinking_and_content, vector
 from mockserver.dialects.ollama.recipes import RECIPES
 from mockserver.framing.ndjson import NDJSON
-from mockserver.library import Library
+from mockserver.index import Library
 from mockserver.model import Exchange, Request, Response, Script, ToolCall
-from mockserver.runner import BackgroundServer
+from mockserver.server_thread import BackgroundServer
 from tests.conftest import ROOT, corpus_root
 
 ANSWERS = [r for r in RECIPES if r.script.status < 400 and r.path in ("/api/chat", "/api/generate")]
@@ -77,7 +77,7 @@ def assemble(parts: list[Any]) -> dict[str, Any]:
 
 
 def expect(recipe: Recipe, got: dict[str, Any]) -> None:
-    thinking, text = split_thinking(recipe.script.text or "", recipe.body.get("think"))
+    thinking, text = thinking_and_content(recipe.script.text or "", recipe.body.get("think"))
     assert (got["text"], got["thinking"]) == (text, thinking)
     assert got["calls"] == [(c.name, json.loads(c.arguments)) for c in recipe.script.tool_calls]
     assert got["done"] == (True, "stop")
@@ -251,6 +251,7 @@ def test_a_mid_stream_error_line_raises_after_the_lines_before_it() -> None:
 # --- the corpus and the fixture ----------------------------------------------------------
 
 
+@pytest.mark.corpus
 def test_todays_client_replays_recordings_made_by_older_clients() -> None:
     library = Library.from_paths(sorted((corpus_root() / "ollama").glob("native-*.yaml")))
     with BackgroundServer(library) as running, ollama.Client(host=running.url) as client:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -29,7 +28,7 @@ from mockserver.dialects.openai.completions import (
     synthesize,
 )
 from mockserver.framing.sse import SSE, decode
-from mockserver.model import Event, Request, Script, ToolCall, header
+from mockserver.model import Request, Script, ToolCall, header
 
 MODEL = "gpt-3.5-turbo-instruct"
 PLAIN = {"model": MODEL, "prompt": "Say hi", "stream": True}
@@ -134,10 +133,14 @@ def test_every_rule_has_a_stream_that_breaks_it() -> None:
     assert set(BROKEN) == set(RULES)
 
 
-def test_rule_ids_are_kebab_case_with_a_description() -> None:
-    for rule, description in RULES.items():
-        assert rule == rule.lower() and " " not in rule and "_" not in rule, rule
-        assert description.endswith(".") and len(description) > 20, rule
+def test_unasked_usage_passes_on_the_finishing_text_chunk_only() -> None:
+    # The shared rule, on text choices: usage on the last text chunk (which carries the
+    # finish) is tolerated unasked; on a text chunk before it, it is not.
+    last = sse(*_text[:2], chunk(choice(text="!", finish="stop"), usage=usage_obj()), DONE)
+    assert rules(last) == set()
+    early = sse(chunk(choice(text="Hi"), usage=usage_obj()), *_text[1:], DONE)
+    assert rules(early) == {"usage-unrequested"}
+    assert rules(sse(*text_stream(None), DONE)) == set()  # vLLM's usage: null is no usage
 
 
 @pytest.mark.parametrize("rule", sorted(BROKEN))
@@ -270,47 +273,6 @@ def test_legal_variations_pass(name: str) -> None:
     assert check(request(body), decode(stream)) == []
 
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
-    lambda inner: (
-        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
-    ),
-    max_leaves=8,
-)
-choices_like = st.fixed_dictionaries(
-    {"index": st.integers(0, 2) | json_values},
-    optional={
-        "text": json_values,
-        "finish_reason": st.sampled_from([None, "stop"]) | json_values,
-        "logprobs": json_values | st.just(GOOD_LOGPROBS),
-        "content_filter_results": st.just({}),
-    },
-)
-chunk_like = st.fixed_dictionaries(
-    {},
-    optional={
-        "id": st.sampled_from(["cmpl-1", "", None]),
-        "choices": st.lists(choices_like, max_size=2) | json_values,
-        "usage": json_values | st.builds(usage_obj, st.integers(0, 9), st.integers(0, 9)),
-        "error": json_values,
-    },
-)
-events = st.builds(
-    Event,
-    data=st.none() | st.text(max_size=12) | st.just("[DONE]") | chunk_like.map(json.dumps),
-    event=st.none() | st.sampled_from(["error", "ping"]),
-)
-
-
-@given(st.lists(events, max_size=12), st.sampled_from([None, PLAIN, USAGE, {"stream": 1}]))
-def test_check_never_raises_and_speaks_only_in_known_rules(
-    stream: list[Event], body: dict[str, Any] | None
-) -> None:
-    violations = check(None if body is None else request(body), stream)
-    assert {v.rule for v in violations} <= set(RULES)
-    assert all(-1 <= v.index < len(stream) and v.message.endswith(".") for v in violations)
-
-
 # --- synthesize ------------------------------------------------------------------------
 
 texts = st.none() | st.text(max_size=30) | st.sampled_from(["", "héllo 👋🏽 wörld", "日本語"])
@@ -420,13 +382,6 @@ def test_a_body_says_what_the_stream_says(script: Script, fields: dict[str, Any]
     assert list(usage) == ["prompt_tokens", "completion_tokens", "total_tokens"]
 
 
-@given(scripts, st.booleans(), st.booleans())
-def test_the_same_seed_gives_the_same_bytes(script: Script, stream: bool, usage: bool) -> None:
-    body = USAGE if usage else PLAIN
-    req = request({**body, "stream": stream})
-    assert synthesize(req, script) == synthesize(req, script)
-
-
 @given(st.integers(0, 2**32), st.integers(0, 2**32))
 def test_a_different_seed_gives_a_different_id(one: int, two: int) -> None:
     assume(one != two)
@@ -530,97 +485,6 @@ def test_a_scripted_error_is_openais_error_even_for_a_stream_request() -> None:
         "param": None,
         "code": "invalid_api_key",
     }
-
-
-# --- mutations of synthesized streams --------------------------------------------------
-
-Items = list[Any]
-
-
-def synthesized(script: Script) -> tuple[Request, Items]:
-    req = request({**USAGE, "prompt": ["a", "b"]})
-    items = [
-        json.loads(e.data) if e.data != "[DONE]" else e.data
-        for e in decode(synthesize(req, script).body)
-    ]
-    return req, items
-
-
-def finishes(items: Items) -> list[int]:
-    return [
-        k
-        for k, i in enumerate(items)
-        if isinstance(i, dict) and any(c["finish_reason"] for c in i["choices"])
-    ]
-
-
-def replace_at(items: Items, k: int, **changes: Any) -> Items:
-    return [*items[:k], {**items[k], **changes}, *items[k + 1 :]]
-
-
-def text_after_finish(items: Items, pick: int) -> Items:
-    spots = finishes(items)
-    k = spots[pick % len(spots)]
-    extra = copy.deepcopy(items[k])
-    extra["choices"][0].update(text="more", finish_reason=None)
-    return [*items[: k + 1], extra, *items[k + 1 :]]
-
-
-def drop_text(items: Items, pick: int) -> Items:
-    k = pick % (len(items) - 2)
-    mutated = copy.deepcopy(items[k])
-    del mutated["choices"][0]["text"]
-    return [*items[:k], mutated, *items[k + 1 :]]
-
-
-MUTATIONS: dict[str, tuple[Callable[[Items, int], Items], str]] = {
-    "drop [DONE]": (lambda items, pick: items[:-1], "done-missing"),
-    "duplicate the usage chunk": (
-        lambda items, pick: [*items[:-1], items[-2], items[-1]],
-        "usage-chunk-duplicate",
-    ),
-    "move the usage chunk before the last finish": (
-        lambda items, pick: [
-            *items[: finishes(items)[-1]],
-            items[-2],
-            *items[finishes(items)[-1] : -2],
-            items[-1],
-        ],
-        "usage-chunk-not-last",
-    ),
-    "remove usage: null from a chunk": (
-        lambda items, pick: [
-            *items[: pick % (len(items) - 2)],
-            {k: v for k, v in items[pick % (len(items) - 2)].items() if k != "usage"},
-            *items[pick % (len(items) - 2) + 1 :],
-        ],
-        "usage-null-missing",
-    ),
-    "text after a finish": (text_after_finish, "text-after-finish"),
-    "a choice without text": (drop_text, "choice-text-missing"),
-    "change the id mid-stream": (
-        lambda items, pick: replace_at(items, 1 + pick % (len(items) - 2), id="cmpl-other"),
-        "chunk-identity-changed",
-    ),
-    "chat's chunk object name": (
-        lambda items, pick: replace_at(
-            items, pick % (len(items) - 2), object="text_completion.chunk"
-        ),
-        "object-not-chunk",
-    ),
-}
-
-
-@pytest.mark.parametrize("name", sorted(MUTATIONS))
-@given(script=scripts, pick=st.integers(0, 1000))
-def test_each_mutation_is_caught_by_its_own_rule(name: str, script: Script, pick: int) -> None:
-    mutate, rule = MUTATIONS[name]
-    req, items = synthesized(script)
-    mutated = mutate(items, pick)
-    assert mutated != items
-    rebuild = [DONE if i == "[DONE]" else i for i in mutated]
-    assert check(req, SSE.events(sse(*(DONE if i == "[DONE]" else i for i in items)))) == []
-    assert {v.rule for v in check(req, SSE.events(sse(*rebuild)))} == {rule}
 
 
 # --- error -----------------------------------------------------------------------------

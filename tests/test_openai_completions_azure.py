@@ -17,9 +17,9 @@ import pytest
 
 from mockserver.cassettes import load
 from mockserver.framing.sse import SSE
-from mockserver.library import Library
+from mockserver.index import Library
 from mockserver.model import Exchange, Script, header
-from mockserver.runner import BackgroundServer
+from mockserver.server_thread import BackgroundServer
 from tests.conftest import corpus_root
 
 FILES = (
@@ -60,6 +60,7 @@ def azure(server: BackgroundServer, version: str, **options: Any) -> openai.Azur
     )
 
 
+@pytest.mark.corpus
 def test_recorded_legacy_completion(server: BackgroundServer) -> None:
     exchange = recorded("azure/legacy-completions.yaml")
     body = exchange.request.json
@@ -75,6 +76,7 @@ def test_recorded_legacy_completion(server: BackgroundServer) -> None:
     assert header(sent.headers, "authorization") is None
 
 
+@pytest.mark.corpus
 def test_recorded_embedding_decoded_by_the_sdk(server: BackgroundServer) -> None:
     exchange = recorded("azure/embeddings.yaml")
     body = {k: v for k, v in exchange.request.json.items() if k != "encoding_format"}
@@ -86,6 +88,7 @@ def test_recorded_embedding_decoded_by_the_sdk(server: BackgroundServer) -> None
     assert header(server.state.player.requests[-1].headers, "api-key") == "azure-key"
 
 
+@pytest.mark.corpus
 def test_recorded_chat_stream_with_the_prompt_filter_chunk(server: BackgroundServer) -> None:
     exchange = recorded("azure/chat-stream-include-usage-prompt-filter.yaml")
     chunks_sent = [json.loads(e.data or "") for e in SSE.events(exchange.response.body)[:-1]]
@@ -111,6 +114,7 @@ def test_recorded_chat_stream_with_the_prompt_filter_chunk(server: BackgroundSer
     )
 
 
+@pytest.mark.corpus
 def test_another_api_version_is_a_miss(server: BackgroundServer) -> None:
     body = recorded("azure/legacy-completions.yaml").request.json
     with (

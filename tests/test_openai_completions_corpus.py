@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 
 from mockserver.cassettes import load
-from mockserver.checks import lint_exchange
 from mockserver.dialects.openai.completions import check, error, identity, synthesize
 from mockserver.framing.sse import SSE
-from mockserver.library import Library
+from mockserver.index import Library
 from mockserver.model import Exchange, Request, Script
+from mockserver.validation import lint_exchange
 from tests.conftest import corpus_files, corpus_root
+
+pytestmark = pytest.mark.corpus
 
 ROOT = corpus_root()
 

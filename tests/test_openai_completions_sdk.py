@@ -19,9 +19,9 @@ from mockserver.dialects.contract import Recipe
 from mockserver.dialects.openai import recipes_completions as recipes
 from mockserver.dialects.openai.completions import DIALECT, prompts
 from mockserver.framing import sse
-from mockserver.library import Library
+from mockserver.index import Library
 from mockserver.model import Script
-from mockserver.runner import BackgroundServer
+from mockserver.server_thread import BackgroundServer
 from tests.conftest import ROOT
 
 STREAMS = [r for r in recipes.RECIPES if r.body.get("stream") and r.script.status < 400]

@@ -20,12 +20,14 @@ from pathlib import Path
 import pytest
 
 from mockserver.cassettes import load
-from mockserver.checks import lint_exchange
 from mockserver.dialects.openai.embeddings import check, error, identity, synthesize
 from mockserver.framing.sse import SSE
-from mockserver.library import Library
+from mockserver.index import Library
 from mockserver.model import Exchange, Script
+from mockserver.validation import lint_exchange
 from tests.conftest import corpus_files, corpus_root
+
+pytestmark = pytest.mark.corpus
 
 ROOT = corpus_root()
 

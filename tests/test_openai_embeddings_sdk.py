@@ -19,9 +19,9 @@ import pytest
 from mockserver.cli import bundled_cassettes
 from mockserver.dialects.contract import Recipe
 from mockserver.dialects.openai import recipes_embeddings as recipes
-from mockserver.library import Library
+from mockserver.index import Library
 from mockserver.model import Script
-from mockserver.runner import BackgroundServer
+from mockserver.server_thread import BackgroundServer
 from tests.conftest import ROOT
 
 

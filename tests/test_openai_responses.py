@@ -8,8 +8,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-from collections.abc import Callable
-from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -30,7 +28,7 @@ from mockserver.dialects.openai.responses import (
     synthesize,
 )
 from mockserver.framing.sse import SSE, decode
-from mockserver.model import Event, Request, Script, ToolCall, canonical_json, header
+from mockserver.model import Request, Script, ToolCall, canonical_json, header
 
 BODY = {"model": "gpt-4.1", "input": "Say hi", "stream": True}
 
@@ -211,12 +209,6 @@ BROKEN: dict[str, bytes] = {
 
 def test_every_rule_has_a_stream_that_breaks_it() -> None:
     assert set(BROKEN) == set(RULES)
-
-
-def test_rule_ids_are_kebab_case_with_a_description() -> None:
-    for rule, description in RULES.items():
-        assert rule == rule.lower() and " " not in rule and "_" not in rule, rule
-        assert description.endswith(".") and len(description) > 20, rule
 
 
 @pytest.mark.parametrize("rule", sorted(BROKEN))
@@ -467,57 +459,6 @@ json_values = st.recursive(
     ),
     max_leaves=6,
 )
-event_types = st.sampled_from(
-    [
-        "response.created",
-        "response.in_progress",
-        "response.completed",
-        "response.failed",
-        "response.output_item.added",
-        "response.output_item.done",
-        "response.content_part.added",
-        "response.content_part.done",
-        "response.output_text.delta",
-        "response.output_text.done",
-        "response.function_call_arguments.delta",
-        "response.reasoning_summary_text.delta",
-        "error",
-        "response.other",
-    ]
-)
-event_data = st.fixed_dictionaries(
-    {"type": event_types | json_values},
-    optional={
-        "sequence_number": st.integers(0, 4) | json_values,
-        "output_index": st.integers(0, 2) | json_values,
-        "content_index": st.integers(0, 1) | json_values,
-        "summary_index": st.integers(0, 1) | json_values,
-        "item_id": st.sampled_from(["msg_1", "fc_1"]) | json_values,
-        "delta": st.text(max_size=3) | json_values,
-        "text": st.text(max_size=3) | json_values,
-        "arguments": st.sampled_from(["{}", "{"]) | json_values,
-        "part": json_values | st.just(PART),
-        "item": json_values | st.sampled_from([MSG, FC, RS, _msg_done]),
-        "response": json_values | st.builds(resp, st.sampled_from(["completed", "failed"])),
-    },
-)
-events = st.builds(
-    Event,
-    data=st.none() | st.text(max_size=8) | st.just("[DONE]") | event_data.map(json.dumps),
-    event=st.none() | st.sampled_from(["error", "response.created", "ping"]),
-    id=st.none() | st.just("7"),
-)
-
-
-@given(st.lists(events, max_size=14), st.sampled_from([None, BODY, {"stream": 1}]))
-def test_check_never_raises_and_speaks_only_in_known_rules(
-    stream: list[Event], body: dict[str, Any] | None
-) -> None:
-    violations = check(None if body is None else request(body), stream)
-    assert {v.rule for v in violations} <= set(RULES)
-    assert all(-1 <= v.index < len(stream) and v.message.endswith(".") for v in violations)
-
-
 # --- synthesize ------------------------------------------------------------------------
 
 arguments = st.dictionaries(st.text(max_size=6), json_values, max_size=3).flatmap(
@@ -659,12 +600,6 @@ def test_synthesized_bodies_carry_the_script(script: Script) -> None:
     assert calls == [(c.name, c.arguments) for c in script.tool_calls]
 
 
-@given(scripts, st.booleans())
-def test_the_same_seed_gives_the_same_bytes(script: Script, stream: bool) -> None:
-    req = request(body_for(stream))
-    assert synthesize(req, script) == synthesize(req, script)
-
-
 @given(scripts, st.integers(0, 2**32), st.booleans())
 def test_a_different_seed_gives_a_different_id(script: Script, other: int, stream: bool) -> None:
     assume(other != script.seed)
@@ -681,96 +616,6 @@ def test_a_different_seed_gives_a_different_id(script: Script, other: int, strea
 
 def _fields(script: Script) -> dict[str, Any]:
     return {name: getattr(script, name) for name in Script.__dataclass_fields__}
-
-
-# --- mutations of synthesized streams --------------------------------------------------
-
-Items = list[dict[str, Any]]
-
-
-def renumber(items: Items) -> Items:
-    return [{**e, "sequence_number": k} for k, e in enumerate(items)]
-
-
-def of_type(items: Items, *kinds: str) -> list[int]:
-    return [k for k, e in enumerate(items) if e["type"] in kinds]
-
-
-def drop_terminal(items: Items, pick: int) -> Items:
-    return items[:-1]
-
-
-def renumber_one(items: Items, pick: int) -> Items:
-    k = pick % len(items)
-    return _with(items, k, sequence_number=items[k]["sequence_number"] + 1 + pick % 3)
-
-
-def alter_a_delta(items: Items, pick: int) -> Items:
-    spots = [k for k, e in enumerate(items) if e["type"].endswith(".delta")]
-    k = spots[pick % len(spots)]
-    return _with(items, k, delta=items[k]["delta"] + "x")
-
-
-def change_the_final_id(items: Items, pick: int) -> Items:
-    return _with(items, len(items) - 1, response={**items[-1]["response"], "id": "resp_other"})
-
-
-def duplicate_an_added_item(items: Items, pick: int) -> Items:
-    spots = of_type(items, "response.output_item.added")
-    k = spots[pick % len(spots)]
-    return renumber([*items[: k + 1], items[k], *items[k + 1 :]])
-
-
-def drop_an_item_done(items: Items, pick: int) -> Items:
-    spots = of_type(items, "response.output_item.done")
-    k = spots[pick % len(spots)]
-    return renumber([*items[:k], *items[k + 1 :]])
-
-
-def drop_in_progress(items: Items, pick: int) -> Items:
-    return renumber([items[0], *items[2:]])
-
-
-def append_after_the_end(items: Items, pick: int) -> Items:
-    return renumber([*items, items[pick % len(items)]])
-
-
-def corrupt_final_arguments(items: Items, pick: int) -> Items:
-    final = copy.deepcopy(items[-1])
-    calls = [o for o in final["response"]["output"] if o["type"] == "function_call"]
-    calls[pick % len(calls)]["arguments"] += " "
-    return [*items[:-1], final]
-
-
-MUTATIONS: dict[str, tuple[Callable[[Items, int], Items], str]] = {
-    "drop the terminal event": (drop_terminal, "terminal-missing"),
-    "renumber one event": (renumber_one, "sequence-number-order"),
-    "alter a delta": (alter_a_delta, "done-text-mismatch"),
-    "change the response id at the end": (change_the_final_id, "response-id-changed"),
-    "duplicate an output_item.added": (duplicate_an_added_item, "index-order"),
-    "drop an output_item.done": (drop_an_item_done, "left-open"),
-    "drop response.in_progress": (drop_in_progress, "in-progress-missing"),
-    "send an event after the end": (append_after_the_end, "event-after-end"),
-    "change arguments in the final output": (corrupt_final_arguments, "final-output-mismatch"),
-}
-
-
-@pytest.mark.parametrize("name", sorted(MUTATIONS))
-@given(script=scripts, pick=st.integers(0, 1000))
-def test_each_mutation_is_caught_by_its_own_rule(name: str, script: Script, pick: int) -> None:
-    mutate, rule = MUTATIONS[name]
-    if name == "alter a delta":
-        assume(any(expected(script)) or script.tool_calls)  # some delta to alter
-    if name == "change arguments in the final output" and not script.tool_calls:
-        script = replace(script, tool_calls=(ToolCall("f", "{}"),))
-    if name in ("change arguments in the final output", "drop an output_item.done"):
-        script = replace(script, finish_reason=None)  # a completed answer repeats its items
-    req = request(body_for(True))
-    items = datas(synthesize(req, script).body)
-    mutated = mutate(items, pick)
-    assert mutated != items
-    assert rules(sse(*items), req) == set()
-    assert rules(sse(*mutated), req) == {rule}
 
 
 @given(scripts, st.booleans())

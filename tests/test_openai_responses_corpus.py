@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 
 from mockserver.cassettes import load
-from mockserver.checks import lint_exchange
 from mockserver.dialects import resolve
 from mockserver.dialects.openai.responses import DIALECT, check, error, identity, synthesize
 from mockserver.framing.sse import SSE
 from mockserver.model import Exchange, Request, Script, ToolCall, header
+from mockserver.validation import lint_exchange
 from tests.conftest import corpus_root
+
+pytestmark = pytest.mark.corpus
 
 ROOT = corpus_root()
 

@@ -21,9 +21,9 @@ from mockserver.cli import bundled_cassettes
 from mockserver.dialects.contract import Recipe
 from mockserver.dialects.openai import recipes_responses as openai_responses
 from mockserver.framing import sse
-from mockserver.library import Library
+from mockserver.index import Library
 from mockserver.model import Script, ToolCall
-from mockserver.runner import BackgroundServer
+from mockserver.server_thread import BackgroundServer
 from tests.conftest import ROOT
 
 RECIPES = openai_responses.RECIPES

@@ -239,7 +239,7 @@ def test_it(tapedeck):
     assert (
         "ERROR: test_unknown_marker_arguments_are_a_usage_error.py::test_it: unknown tapedeck "
         "marker argument(s) ['allow_unsued']; valid: cassette, allow_unused, allow_repeats, "
-        "synthesize, record_mode" in result.stderr.lines
+        "synthesize, record_mode, faults" in result.stderr.lines
     )
 
 

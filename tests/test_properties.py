@@ -4,10 +4,14 @@ against generated streams in a few lines."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from mockserver.dialects import DIALECTS
+from mockserver.dialects._kit.rules import RuleTable
 from pytest_plugin.properties import (
     ORDERING,
     TERMINATION,
@@ -19,6 +23,7 @@ from pytest_plugin.properties import (
     assert_stream_conforms,
     assert_usage_chunk,
     fetch_stream,
+    rule_group,
 )
 from pytest_plugin.strategies import Mutation, Stream, mutated_streams, mutations, streams
 
@@ -64,6 +69,45 @@ def test_each_property_catches_the_mutations_of_its_rules(
                 prop()
         else:
             prop()
+
+
+def test_the_default_groups_are_openai_chats_order_termination_and_usage() -> None:
+    assert {
+        "role-not-first",
+        "content-after-finish",
+        "finish-reason-repeated",
+        "finish-reason-missing",
+        "usage-chunk-not-last",
+        "event-after-error",
+        "tool-call-start-incomplete",
+        "tool-call-header-repeated",
+    } == ORDERING
+    assert {"done-missing", "data-after-done"} == TERMINATION
+    assert {
+        "usage-chunk-missing",
+        "usage-chunk-duplicate",
+        "usage-chunk-not-last",
+        "usage-on-choices-chunk",
+        "usage-null-missing",
+        "usage-unrequested",
+        "usage-arithmetic",
+    } == USAGE_CHUNK
+    # Each dialect's own table answers for it: legacy Completions orders text choices.
+    assert "text-after-finish" in rule_group("openai_completions", "ordering") - ORDERING
+
+
+@settings(max_examples=10)
+@given(broken=mutated_streams("openai_responses", "terminal-dropped"))
+def test_a_property_checks_the_groups_of_the_dialect_it_is_given(broken: Stream) -> None:
+    with pytest.raises(AssertionError, match="  terminal-missing at stream: "):
+        assert_done_terminated(broken, dialect="openai_responses")
+    assert_chunk_ordering(broken, dialect="openai_responses")
+
+
+def test_a_dialect_without_the_group_is_an_error_not_a_pass() -> None:
+    bare = replace(DIALECTS["openai_chat"], rules=RuleTable())
+    with pytest.raises(ValueError, match="'openai_chat' has no rules in group 'ordering'"):
+        assert_chunk_ordering(b"data: [DONE]\n\n", dialect=bare)
 
 
 def test_the_properties_apply_to_any_base_url() -> None:

@@ -21,11 +21,12 @@ import vcr
 from mockserver import cassettes
 from mockserver.app import ServerState
 from mockserver.dialects import DIALECTS
-from mockserver.library import Library, Player
+from mockserver.index import Library
 from mockserver.model import Exchange, Request, Script
+from mockserver.player import Player
 from mockserver.recorder import RECORD_MODES, Recorder, parse_upstreams
 from mockserver.redaction import DEFAULT_REDACTION
-from mockserver.runner import BackgroundServer
+from mockserver.server_thread import BackgroundServer
 from tests import rawhttp, upstream
 from tests.upstream import SECRET_COOKIE, SECRET_KEY, SECRET_ORG, Upstream, running
 

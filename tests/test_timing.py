@@ -12,9 +12,10 @@ import pytest
 
 from mockserver.dialects import DIALECTS
 from mockserver.framing import sse
-from mockserver.library import Library, Player
+from mockserver.index import Library
 from mockserver.model import Exchange, Request, Script, Timing
-from mockserver.runner import BackgroundServer
+from mockserver.player import Player
+from mockserver.server_thread import BackgroundServer
 from mockserver.timing import Profile, deadlines
 from tests import rawhttp
 

@@ -35,10 +35,13 @@ class Upstream:
     gate: threading.Event = field(default_factory=threading.Event)
     hold: bool = False
     requests: list[dict[str, str]] = field(default_factory=list)
+    targets: list[str] = field(default_factory=list)
+    """Each request's target as it arrived on the wire: path and query, still encoded."""
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         await request.read()
         self.requests.append(dict(request.headers))
+        self.targets.append(request.raw_path)
         auth = request.headers.get("Authorization", "") + request.headers.get("x-api-key", "")
         auth += request.headers.get("x-goog-api-key", "")
         if SECRET_KEY not in auth:

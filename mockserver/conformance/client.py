@@ -28,6 +28,8 @@ class Downstream:
     times: list[float] = field(default_factory=list)
     broken: str | None = None
     """Why the stream ended badly (connection reset, timeout...), or None."""
+    timed_out: bool = False
+    """The client gave up at its own timeout (the proxy neither answered nor closed)."""
 
 
 def endpoint(proxy_url: str, name: str) -> str:
@@ -72,4 +74,5 @@ async def fetch(
         ) from None
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         down.broken = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        down.timed_out = isinstance(exc, asyncio.TimeoutError)
     return down

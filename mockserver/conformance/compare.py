@@ -12,13 +12,13 @@ import json
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from mockserver.checks import validate
 from mockserver.conformance.report import PROTOCOL_VERDICTS, RULES, Finding
 from mockserver.conformance.scenarios import Scenario
 from mockserver.conformance.upstream import Sent
-from mockserver.dialects import DIALECTS, dialect
+from mockserver.dialects import dialect
 from mockserver.dialects._kit.summary import Key, Summary
 from mockserver.model import Event, header
+from mockserver.validation import validate
 
 if TYPE_CHECKING:
     from mockserver.conformance.client import Downstream
@@ -76,7 +76,7 @@ def compare(scenario: Scenario, down: Downstream, sents: Sequence[Sent]) -> list
     found: list[Finding] = []
     up = sents[-1] if sents else None
     up_events = (
-        list(DIALECTS[up.dialect].framing_for(up.request).events(up.body))
+        list(dialect(up.dialect).framing_for(up.request).events(up.body))
         if up and up.streaming
         else []
     )
@@ -104,7 +104,7 @@ def compare(scenario: Scenario, down: Downstream, sents: Sequence[Sent]) -> list
         add("upstream-not-reached", "expected the request at the upstream, found none")
     elif len(sents) > 1:
         add("upstream-retried", f"the upstream got this request {len(sents)} times")
-    framing = DIALECTS[scenario.dialect].framing
+    framing = dialect(scenario.dialect).framing
     content_type = header(down.headers, "content-type") or ""
     if not content_type.lower().startswith(framing.content_type):
         add("content-type", f"expected {framing.content_type}, found {content_type!r}")

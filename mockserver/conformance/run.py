@@ -21,14 +21,16 @@ import aiohttp
 
 from mockserver.conformance.client import Downstream, endpoint, fetch
 from mockserver.conformance.compare import compare
+from mockserver.conformance.fault_scenarios import judge, plan
 from mockserver.conformance.report import Outcome, Report
-from mockserver.conformance.scenarios import catalogue
+from mockserver.conformance.scenarios import DEFAULT_MODEL
 from mockserver.conformance.upstream import Upstream
 from mockserver.dialects import DEFAULT_DIALECT
 from mockserver.errors import ConformanceError
 
 
-def _refused(down: Downstream, url: str) -> ConformanceError:
+def refused(down: Downstream, url: str) -> ConformanceError:
+    """The error for a proxy that refused the key (401 or 403): the run cannot go on."""
     text = down.body[:300].decode("utf-8", "replace")
     return ConformanceError(
         f"the proxy at {url} refused the request with HTTP {down.status}: {text}. Way out: "
@@ -36,28 +38,34 @@ def _refused(down: Downstream, url: str) -> ConformanceError:
     )
 
 
+async def listen(upstream: Upstream, host: str, port: int) -> str:
+    """Start the upstream on host:port; its URL, or a ConformanceError naming the way out."""
+    try:
+        return await upstream.start(host, port)
+    except OSError as exc:
+        raise ConformanceError(
+            f"cannot listen on {host}:{port} for the upstream: {exc.strerror or exc}. "
+            "Way out: pick a free port with --upstream-port, and point the proxy's upstream "
+            "(LiteLLM: api_base) at it."
+        ) from None
+
+
 async def run_conformance_async(
     proxy_url: str,
     upstream_port: int,
     *,
-    model: str = "gpt-4o-mini",
+    model: str = DEFAULT_MODEL,
     api_key: str = "tapedeck",
     dialects: Sequence[str] = (DEFAULT_DIALECT,),
     scenarios: Sequence[str] | None = None,
     timeout: float = 60.0,
     host: str = "127.0.0.1",
+    faults: bool = False,
 ) -> Report:
     """``run_conformance`` inside a running event loop."""
-    planned = [s for d in dialects for s in catalogue(d, list(scenarios) if scenarios else None)]
+    planned = plan(dialects, scenarios, faults, timeout)
     upstream = Upstream(planned)
-    try:
-        upstream_url = await upstream.start(host, upstream_port)
-    except OSError as exc:
-        raise ConformanceError(
-            f"cannot listen on {host}:{upstream_port} for the upstream: {exc.strerror or exc}. "
-            "Way out: pick a free port with --upstream-port, and point the proxy's upstream "
-            "(LiteLLM: api_base) at it."
-        ) from None
+    upstream_url = await listen(upstream, host, upstream_port)
     report = Report(proxy_url, upstream_url)
     limits = aiohttp.ClientTimeout(total=timeout, sock_connect=10)
     try:
@@ -67,8 +75,12 @@ async def run_conformance_async(
                 began = time.monotonic()
                 down = await fetch(session, url, scenario, model, api_key)
                 if down.status in (401, 403):
-                    raise _refused(down, url)
-                findings = compare(scenario, down, upstream.answers(scenario))
+                    raise refused(down, url)
+                sents = upstream.answers(scenario)
+                if scenario.fault is not None:
+                    findings = judge(scenario, down, sents)
+                else:
+                    findings = compare(scenario, down, sents)
                 seconds = time.monotonic() - began
                 report.outcomes.append(Outcome(scenario, findings, seconds, down.body))
     finally:
@@ -91,17 +103,20 @@ def run_conformance(
     proxy_url: str,
     upstream_port: int,
     *,
-    model: str = "gpt-4o-mini",
+    model: str = DEFAULT_MODEL,
     api_key: str = "tapedeck",
     dialects: Sequence[str] = (DEFAULT_DIALECT,),
     scenarios: Sequence[str] | None = None,
     timeout: float = 60.0,
+    faults: bool = False,
 ) -> Report:
     """Run the scenario catalogue through the proxy at ``proxy_url`` (its root URL), with
     Tapedeck listening on 127.0.0.1:``upstream_port`` as the proxy's upstream.
 
     ``dialects`` are the protocols the client speaks to the proxy; ``scenarios`` picks
-    scenarios by name. Raises ConformanceError when the run cannot happen (proxy down,
+    scenarios by name (fault scenarios too); ``faults`` adds the fault scenarios
+    (``fault_scenarios``: the upstream resets, truncates, fails, answers 429, stalls).
+    Raises ConformanceError when the run cannot happen (proxy down,
     key refused, port taken); otherwise returns the Report, fails included."""
     return asyncio.run(
         run_conformance_async(
@@ -112,5 +127,6 @@ def run_conformance(
             dialects=dialects,
             scenarios=scenarios,
             timeout=timeout,
+            faults=faults,
         )
     )

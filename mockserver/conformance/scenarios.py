@@ -18,6 +18,9 @@ from typing import Any
 from mockserver.dialects import DEFAULT_DIALECT, DIALECTS, dialect
 from mockserver.model import Script, ToolCall
 
+DEFAULT_MODEL = "tapedeck-model"
+"""The model a scenario asks for unless told otherwise: any name the proxy routes to us."""
+
 NONCE = re.compile(r"\[tapedeck ([a-z0-9-]+) ([0-9a-f]{12})\]")
 
 
@@ -28,7 +31,8 @@ class Scenario:
     ``gap`` paces the upstream (seconds between events; liveness is judged on paced
     scenarios only); ``split_utf8`` writes each event in two pieces cut inside a
     multi-byte character; ``error_after`` ends the upstream stream with a mid-stream
-    error after that many events."""
+    error after that many events; ``fault`` is a fault spec (``mockserver.faults``) the
+    upstream applies to its answers (``fault_scenarios``)."""
 
     name: str
     dialect: str
@@ -40,6 +44,7 @@ class Scenario:
     gap: float = 0.0
     split_utf8: bool = False
     error_after: int | None = None
+    fault: str | None = None
     nonce: str = field(default_factory=lambda: secrets.token_hex(6))
 
     @property

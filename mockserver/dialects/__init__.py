@@ -7,7 +7,8 @@ registry, never a protocol by name.
 
 from __future__ import annotations
 
-from mockserver.dialects import anthropic, bedrock, gemini, ollama, openai
+from mockserver.dialects import anthropic, bedrock, cohere, gemini, ollama, openai
+from mockserver.dialects._kit.limits import LIMITS, Limit, SynthesisLimits, exceeded
 from mockserver.dialects.contract import Dialect, Recipe, Route, Upstream
 from mockserver.dialects.router import RouteMatch, Router, normalize_path
 from mockserver.errors import UnknownDialectError
@@ -23,6 +24,7 @@ DIALECTS: dict[str, Dialect] = {
         bedrock.DIALECT,
         gemini.DIALECT,
         ollama.DIALECT,
+        cohere.DIALECT,
     )
 }
 
@@ -68,15 +70,19 @@ def upstreams() -> dict[str, str]:
 __all__ = [
     "DEFAULT_DIALECT",
     "DIALECTS",
+    "LIMITS",
     "RECIPES",
     "ROUTER",
     "Dialect",
+    "Limit",
     "Recipe",
     "Route",
     "RouteMatch",
     "Router",
+    "SynthesisLimits",
     "Upstream",
     "dialect",
+    "exceeded",
     "normalize_path",
     "resolve",
     "sdk_environment",

@@ -35,6 +35,9 @@ class Options:
     n: int | None = None
     text: bool | None = None
     thinking: bool | None = None
+    variant: str | None = None
+    """Which of the protocol's stream shapes (``Knobs.variants``): Gemini's SSE or JSON
+    array, Bedrock's ConverseStream or InvokeModelWithResponseStream..."""
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,9 @@ class Knobs:
     into a valid stream's frames.
     ``thinking`` says how the protocol's reasoning is asked for: "request" (the request
     builder reads ``Options.thinking``), "text" (the dialects' ``<think>...</think>``
-    prefix convention in Script.text), or "" (no reasoning)."""
+    prefix convention in Script.text), or "" (no reasoning).
+    ``variants`` names the protocol's stream shapes when it has several (the request
+    builder reads ``Options.variant``; None means the first); streams draw among them."""
 
     request: Callable[[Script, Options], Request] | None
     tools: bool = False
@@ -70,6 +75,7 @@ class Knobs:
     thinking: str = ""
     vary: Vary | None = None
     mutations: tuple[Mutation, ...] = ()
+    variants: tuple[str, ...] = ()
 
     @property
     def streams(self) -> bool:

@@ -2,7 +2,7 @@
 
 Two views serve every protocol so far. Named-event SSE (Anthropic, OpenAI Responses)
 reads each ``event: X`` frame whose data is a JSON object of ``type`` X as that object.
-Bare-object streams (Gemini's ``data:`` lines, Ollama's NDJSON, Bedrock's binary frames)
+Bare-object streams (Ollama's NDJSON, Bedrock's binary frames)
 read each event as ``[name or None, object]`` through a ``Codec`` that knows the framing.
 Anything a view cannot read stays raw bytes, so a mutation can also plant broken frames.
 """
@@ -106,13 +106,6 @@ def _line_codec(read_text: Callable[[bytes], str | None], end: bytes, prefix: by
 
     return Codec(read, write)
 
-
-SSE_CRLF_OBJECTS = _line_codec(
-    lambda f: f.decode().removeprefix("data: ") if f.startswith(b"data: {") else None,
-    b"\r\n\r\n",
-    b"data: ",
-)
-"""``data: {...}`` events ended by CRLF blank lines (Gemini's framing)."""
 
 NDJSON_OBJECTS = _line_codec(lambda f: f.decode().removeprefix("data: "), b"\n", b"")
 """One JSON object per line."""

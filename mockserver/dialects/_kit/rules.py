@@ -86,10 +86,10 @@ class Findings:
         self.table = table
         self.found: list[tuple[str, int, str]] = []
 
-    def flag(self, rule: str, index: int, **details: Any) -> None:
+    def flag(self, rule: str, index: int, /, **details: Any) -> None:
         self.found.append((rule, index, self.table[rule].says.format(**details)))
 
-    def add(self, rule: str, index: int, sentence: str) -> None:
+    def add(self, rule: str, index: int, sentence: str, /) -> None:
         """A finding whose sentence the checker wrote itself (``says`` is ``{found}``)."""
         self.found.append((rule, index, sentence))
 

@@ -11,7 +11,7 @@ from typing import Any
 
 from mockserver.dialects._kit.summary import Call, Key, Summary, counts, event_json
 from mockserver.dialects.contract import Conformance
-from mockserver.model import Event
+from mockserver.model import Event, Request
 
 
 def request_body(
@@ -35,8 +35,13 @@ def client_headers(api_key: str) -> dict[str, str]:
     }
 
 
-def midstream_error(sequence_number: int) -> bytes:
-    data = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+def midstream_error(
+    sequence_number: int, kind: str = "", message: str = "", request: Request | None = None
+) -> bytes:
+    """Anthropic's in-band error: ``event: error``, then the connection ends (no
+    ``message_stop``)."""
+    error = {"type": kind or "overloaded_error", "message": message or "Overloaded"}
+    data = {"type": "error", "error": error}
     return b"event: error\ndata: " + json.dumps(data).encode() + b"\n\n"
 
 

@@ -27,12 +27,19 @@ import random
 import time
 from typing import Any
 
-from mockserver.dialects._kit.rules import table_from
-from mockserver.dialects._kit.wire import dumps, pieces, random_id, with_headers
+from mockserver.dialects._kit.limits import script_sizes
+from mockserver.dialects._kit.wire import (
+    DEFAULT_TEXT,
+    created,
+    dumps,
+    pieces,
+    random_id,
+    with_headers,
+)
 from mockserver.dialects.anthropic import conformance, knobs
 from mockserver.dialects.anthropic.check import RULES, check
 from mockserver.dialects.anthropic.recipes import RECIPES
-from mockserver.dialects.contract import Dialect, Route, Upstream
+from mockserver.dialects.contract import ApiKey, Dialect, Route, SecretPattern, Upstream
 from mockserver.framing.sse import SSE
 from mockserver.model import (
     Headers,
@@ -55,7 +62,6 @@ VOLATILE_FIELDS: dict[str, str] = {
     "tools[].cache_control": "a prompt-caching breakpoint, as on system blocks",
 }
 
-DEFAULT_TEXT = "This is a synthesized reply from Tapedeck."
 THINKING_TEXT = "Let me think about what is being asked before I answer."
 STOP_REASONS = {
     "stop": "end_turn",
@@ -188,7 +194,7 @@ def _rate_limits(inputs: int, outputs: int, reset: str, exhausted: bool) -> Head
 
 
 def _headers(stream: bool, rng: random.Random, inputs: int, outputs: int) -> Headers:
-    now = time.gmtime(1_700_000_000 + rng.randrange(50_000_000))  # fixed per seed
+    now = time.gmtime(created(rng))
     content_type = "text/event-stream; charset=utf-8" if stream else "application/json"
     return (
         ("content-type", content_type),
@@ -311,13 +317,21 @@ DIALECT = Dialect(
     check=check,
     error=error,
     synthesize=synthesize,
+    limits=script_sizes(),
     base_path="",
     environment=(("ANTHROPIC_BASE_URL", "{url}"), ("ANTHROPIC_API_KEY", "tapedeck-test-key")),
-    rules=table_from(RULES),
-    upstreams=(Upstream("anthropic", "https://api.anthropic.com"),),
+    rules=RULES,
+    upstreams=(
+        Upstream(
+            "anthropic",
+            "https://api.anthropic.com",
+            key=ApiKey(("ANTHROPIC_API_KEY",), "x-api-key", "{key}"),
+        ),
+    ),
     midstream_error=conformance.midstream_error,
     recipes=RECIPES,
     knobs=knobs.KNOBS,
     conformance=conformance.CONFORMANCE,
     secret_headers=frozenset({"anthropic-organization-id"}),
+    secret_patterns=(SecretPattern.key("Anthropic API key", "sk-ant-", 20),),
 )

@@ -24,12 +24,11 @@ from mockserver.dialects._kit.mutate import NamedItem as Item
 from mockserver.dialects._kit.mutate import as_dict as _d
 from mockserver.dialects._kit.mutate import at as _at
 from mockserver.dialects._kit.mutate import event_mutation as _m
+from mockserver.dialects.anthropic.check import PAYLOADS
 from mockserver.model import Request, Script
 
 TOOLS = {"tools": True}
 TWO_BLOCKS = {"tools": True, "text": True}
-
-# --- Anthropic ------------------------------------------------------------------------------
 
 
 def anthropic_request(script: Script, options: Options) -> Request:
@@ -52,6 +51,14 @@ def _pings(rng: random.Random, frames: list[bytes], request: Request) -> list[by
 
 def _anthropic_vary(rng: random.Random, frames: list[bytes], request: Request) -> list[bytes]:
     return keep_alive_comments(rng, _pings(rng, frames, request), request)
+
+
+MISFITS = {
+    "text_delta": "thinking_delta",
+    "thinking_delta": "text_delta",
+    "input_json_delta": "text_delta",
+}
+"""A delta type -> one that never fits the blocks it fits."""
 
 
 def _block(values: list[Item], index: int) -> tuple[int, int]:
@@ -121,6 +128,81 @@ def anthropic_mutations() -> tuple[Mutation, ...]:
         v.insert(_at(v, "message_delta")[0], error)
         return v
 
+    def name_dropped(v: list[Item], rng: random.Random) -> list[Item]:
+        at = rng.choice([i for i, x in enumerate(v) if isinstance(x, dict)])
+        v[at] = b"data: " + dumps(v[at]) + b"\n\n"
+        return v
+
+    def data_not_json(v: list[Item], rng: random.Random) -> list[Item]:
+        # Skipped whole by the checker, so it may go anywhere, even before message_start.
+        name = rng.choice([b"content_block_delta", b"message_delta", b"error"])
+        data = rng.choice([b"{oops", b"[1, 2]", b'"text"', b'{"no": "type"}', b'{"type": 7}'])
+        lone = rng.random() < 0.25 and name != b"error"  # error alone would end the stream
+        frame = b"event: " + name + (b"\n\n" if lone else b"\ndata: " + data + b"\n\n")
+        v.insert(rng.randint(0, len(v)), frame)
+        return v
+
+    def shapeless(v: list[Item], rng: random.Random) -> list[Item]:
+        first, stop = _at(v, "message_start")[0], _at(v, "message_stop")[0]
+        if rng.random() < 0.25:
+            _d(v[first])["message"] = rng.choice(["msg_01", None, []])
+            return v
+        # Each is judged by its shape first, so the malformed event changes nothing else.
+        odd: list[dict[str, Any]] = [
+            {"type": "content_block_start", "index": 0, "content_block": "text"},
+            {"type": "content_block_delta", "index": "0", "delta": {"type": "text_delta"}},
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta"}},
+            {"type": "content_block_delta", "index": 0, "delta": "text"},
+            {"type": "content_block_stop"},
+        ]
+        v.insert(rng.randint(first + 1, stop), rng.choice(odd))
+        return v
+
+    def start_again(v: list[Item], rng: random.Random) -> list[Item]:
+        first, stop = _at(v, "message_start")[0], _at(v, "message_stop")[0]
+        v.insert(rng.randint(first + 1, stop), copy.deepcopy(v[first]))
+        return v
+
+    def ping_outside(v: list[Item], rng: random.Random) -> list[Item]:
+        first, stop = _at(v, "message_start")[0], _at(v, "message_stop")[0]
+        at = rng.choice([rng.randint(0, first), rng.randint(stop + 1, len(v))])
+        v.insert(at, {"type": "ping"})
+        return v
+
+    def usage_broken(v: list[Item], rng: random.Random) -> list[Item]:
+        start = _d(v[_at(v, "message_start")[0]])["message"]
+        holder = rng.choice([start, _d(v[_at(v, "message_delta")[0]])])
+        if rng.random() < 0.3:
+            del holder["usage"]
+        else:
+            holder["usage"] = rng.choice(
+                [None, "12", {"output_tokens": "12"}, {"output_tokens": -1}]
+            )
+        return v
+
+    def output_decreased(v: list[Item], rng: random.Random) -> list[Item]:
+        start = _d(v[_at(v, "message_start")[0]])["message"]["usage"]
+        end = _d(v[_at(v, "message_delta")[0]])["usage"]
+        if rng.random() < 0.5:
+            start["output_tokens"] = end["output_tokens"] + rng.randint(1, 9)
+        else:
+            end["output_tokens"] = rng.randrange(start["output_tokens"])
+        return v
+
+    def delta_misfit(v: list[Item], rng: random.Random) -> list[Item]:
+        # Not a fragment that carries JSON nor a signature: losing it would break more.
+        fits = [
+            i
+            for i in _at(v, "content_block_delta")
+            if _d(v[i])["delta"]["type"] in MISFITS
+            and _d(v[i])["delta"].get("partial_json", "") == ""
+        ]
+        event = _d(v[rng.choice(fits)])
+        kind = event["delta"]["type"]
+        other = MISFITS[kind]
+        event["delta"] = {"type": other, PAYLOADS[other][0]: event["delta"][PAYLOADS[kind][0]]}
+        return v
+
     return (
         _m("blocks-swapped", "block-index-not-contiguous", blocks_swapped, TWO_BLOCKS),
         _m("message-stop-dropped", "message-stop-missing", stop_dropped),
@@ -134,6 +216,14 @@ def anthropic_mutations() -> tuple[Mutation, ...]:
         _m("thinking-unsigned", "signature-missing", thinking_unsigned, {"thinking": True}),
         _m("block-after-message-delta", "block-after-message-delta", block_after_delta),
         _m("event-after-error", "event-after-error", after_error),
+        _m("event-name-dropped", "event-name-missing", name_dropped),
+        _m("data-not-json", "data-not-json", data_not_json),
+        _m("event-shapeless", "event-shape", shapeless),
+        _m("message-start-again", "message-start-not-first", start_again),
+        _m("ping-outside-message", "ping-outside-message", ping_outside),
+        _m("usage-broken", "usage-missing", usage_broken),
+        _m("output-tokens-decreased", "output-tokens-decreased", output_decreased),
+        _m("delta-misfit", "delta-type-mismatch", delta_misfit),
     )
 
 

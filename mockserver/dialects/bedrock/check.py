@@ -1,14 +1,14 @@
-"""The Bedrock stream rules: one pass over the frames of a binary AWS event stream.
+"""The Bedrock stream rules enforced: one pass over the frames of a binary AWS event stream.
 
 Beside ``bedrock`` (which serves the routes, synthesizes, and hands ``check`` to one of
-these checkers); imports only ``model`` and the event-stream framing. In the flow this sits
+these checkers); imports only ``model``, the event-stream framing and the rule table
+(``rules.py``), whose sentences the findings are worded in. In the flow this sits
 off to the side: it judges a stream already sent or recorded, so it must never change,
 answer or re-frame one, and never raise on a broken one (a broken stream is what it is
 for; what it finds comes back as Violations). ``ConverseChecker`` walks a
 ``converse-stream`` (messageStart -> blocks -> messageStop -> metadata); ``InvokeChecker``
 walks ``invoke-with-response-stream`` chunks, whose ``bytes`` hold the model's own events.
-Both share the frame rules (CRCs, message types, exceptions) in ``_Checker``. Rule ids and
-messages are pinned by tests/test_bedrock*.py and the recordings: rename none.
+Both share the frame rules (CRCs, message types, exceptions) in ``_Checker``.
 """
 
 from __future__ import annotations
@@ -19,114 +19,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mockserver.dialects._kit.rules import one_per_rule
+from mockserver.dialects._kit.rules import Findings
+from mockserver.dialects._kit.wire import short
+from mockserver.dialects.bedrock.rules import (
+    CONVERSE_EVENTS,
+    CONVERSE_EXCEPTIONS,
+    FRAME_RULES,
+    INVOKE_EXCEPTIONS,
+    RULES,
+    STOP_REASONS,
+)
 from mockserver.framing import aws_eventstream
 from mockserver.model import Event, Violation
-
-RULES: dict[str, str] = {
-    "frame-truncated": "Every frame is a whole message: a 12-byte prelude and as many bytes "
-    "as it states.",
-    "prelude-crc": "Every prelude's CRC32 matches its first 8 bytes (else no length after "
-    "it can be trusted).",
-    "prelude-length": "Every prelude's lengths agree: the total holds the headers, the two "
-    "CRCs, and no more than the frame.",
-    "message-crc": "Every message's CRC32 matches the bytes before it (botocore raises "
-    "ChecksumMismatch otherwise).",
-    "headers-malformed": "Every header block decodes: names and typed values inside the block.",
-    "message-type": ":message-type is event (naming :event-type), exception (naming "
-    ":exception-type) or error (naming :error-code).",
-    "payload-not-json": "Every event and exception payload is a JSON object.",
-    "event-type-unknown": "Every event and exception type is one the endpoint's stream "
-    "defines (botocore silently drops unknown events).",
-    "event-after-exception": "An exception (or error) frame ends the stream: nothing follows.",
-    "message-start-first": "messageStart, with role assistant, is the first event, once.",
-    "block-index-invalid": "Every block event carries contentBlockIndex, an integer >= 0.",
-    "block-order": "Blocks run one at a time, in index order from 0: a block's events come "
-    "between its first event and its contentBlockStop, none after.",
-    "block-start-invalid": "contentBlockStart comes first in its block, with start holding "
-    "one member; a toolUse start names toolUseId and name.",
-    "delta-invalid": "contentBlockDelta.delta holds one member: text a string, toolUse an "
-    "object with input a string, reasoningContent an object.",
-    "delta-kind-mismatch": "A block's deltas are all of one kind, toolUse deltas only in a "
-    "block a toolUse start opened.",
-    "tool-input-invalid": "A toolUse block's input fragments join to JSON (or to nothing), "
-    "checked at its contentBlockStop.",
-    "block-not-stopped": "Every block gets its contentBlockStop before messageStop.",
-    "message-stop-once": "messageStop comes exactly once, after every block event; only "
-    "metadata follows it.",
-    "stop-reason-invalid": "messageStop.stopReason is a StopReason of the service model, "
-    "and tool_use only when a toolUse block was sent.",
-    "metadata-last": "metadata comes exactly once, after messageStop, as the last event.",
-    "metadata-invalid": "metadata carries usage with integer inputTokens, outputTokens and "
-    "totalTokens, and metrics with an integer latencyMs.",
-    "usage-arithmetic": "totalTokens = inputTokens + outputTokens + cacheReadInputTokens + "
-    "cacheWriteInputTokens (absent counts as 0).",
-    "chunk-invalid": 'Every chunk payload is {"bytes": <base64>} of a JSON object.',
-    "anthropic-order": "An Anthropic model's chunks open with message_start and end with "
-    "message_stop, each once.",
-    "invocation-metrics-missing": "The last chunk carries amazon-bedrock-invocationMetrics "
-    "with integer inputTokenCount, outputTokenCount, invocationLatency, firstByteLatency.",
-}
-
-CONVERSE_EVENTS = frozenset(
-    {"messageStart", "contentBlockStart", "contentBlockDelta", "contentBlockStop", "messageStop"}
-    | {"metadata"}
-)
-CONVERSE_EXCEPTIONS = frozenset(
-    {"internalServerException", "modelStreamErrorException", "validationException"}
-    | {"throttlingException", "serviceUnavailableException"}
-)
-INVOKE_EXCEPTIONS = CONVERSE_EXCEPTIONS | {"modelTimeoutException"}
-STOP_REASONS = frozenset(
-    {"end_turn", "tool_use", "max_tokens", "stop_sequence", "guardrail_intervened"}
-    | {"content_filtered", "malformed_model_output", "malformed_tool_use"}
-    | {"model_context_window_exceeded"}
-)
-FRAME_RULES = {
-    "truncated": "frame-truncated",
-    "prelude-crc": "prelude-crc",
-    "prelude-length": "prelude-length",
-    "message-crc": "message-crc",
-    "headers": "headers-malformed",
-}
-"""The framing's kinds of broken frame (aws_eventstream.PROBLEMS) as rule ids."""
-
-# What each violation says: what was expected, then what was found.
-SAY: dict[str, str] = {
-    "frame-truncated": "expected a whole message, found {found}",
-    "prelude-crc": "expected a prelude whose CRC32 matches, found {found}",
-    "prelude-length": "expected prelude lengths that fit the frame, found {found}",
-    "message-crc": "expected a message whose CRC32 matches, found {found}",
-    "headers-malformed": "expected a header block that decodes, found {found}",
-    "message-type": "expected :message-type event, exception or error with its type header, "
-    "found {found}",
-    "payload-not-json": "expected a JSON object, found {found}",
-    "event-type-unknown": "expected one of {want}, found {found}",
-    "event-after-exception": "expected nothing after the exception at event {at}, found {found}",
-    "message-start-first": "expected one messageStart with role assistant first, found {found}",
-    "block-index-invalid": "expected an integer contentBlockIndex >= 0, found {found}",
-    "block-order": "expected an event of {want}, found {found}",
-    "block-start-invalid": "expected block {n} to open with one start member, found {found}",
-    "delta-invalid": "expected a delta with one valid member, found {found}",
-    "delta-kind-mismatch": "expected {want} deltas in block {n}, found {found}",
-    "tool-input-invalid": "expected JSON input for the tool of block {n}, found {found}",
-    "block-not-stopped": "expected contentBlockStop of block {n}, found {found}",
-    "message-stop-once": "expected one messageStop after the blocks, found {found}",
-    "stop-reason-invalid": "expected a StopReason, found {found}",
-    "metadata-last": "expected one metadata event, last, after messageStop, found {found}",
-    "metadata-invalid": "expected integer usage counts and metrics.latencyMs, found {found}",
-    "usage-arithmetic": "expected totalTokens = {want}, found {found}",
-    "chunk-invalid": "expected bytes holding base64 of a JSON object, found {found}",
-    "anthropic-order": "expected one {want}, found {found}",
-    "invocation-metrics-missing": "expected amazon-bedrock-invocationMetrics with integer "
-    "counts on the last chunk, found {found}",
-}
-
-
-def short(value: Any) -> str:
-    """A value as evidence in a sentence: JSON text, cut at 60 characters."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return repr(text[:60] + "...") if len(text) > 60 else repr(text)
 
 
 def _count(value: Any) -> bool:
@@ -150,12 +54,12 @@ class _Checker:
     exceptions: frozenset[str] = frozenset()
 
     def __init__(self) -> None:
-        self.found: list[tuple[str, int, str]] = []
+        self.findings = Findings(RULES)
         self.ended_at: int | None = None  # the exception frame that ended the stream
         self.broken = False
 
     def flag(self, rule: str, index: int, **details: Any) -> None:
-        self.found.append((rule, index, SAY[rule].format(**details)))
+        self.findings.flag(rule, index, **details)
 
     def run(self, events: Sequence[Event]) -> list[Violation]:
         for i, event in enumerate(events):
@@ -191,7 +95,7 @@ class _Checker:
 
     def violations(self) -> list[Violation]:
         """One Violation per rule, at its first event, counting the rest."""
-        return one_per_rule(self.found)
+        return self.findings.violations()
 
 
 @dataclass
@@ -310,7 +214,7 @@ class ConverseChecker(_Checker):
             self.flag("block-not-stopped", i, n=self.open, found="messageStop first")
             self.open = None
         reason = payload.get("stopReason")
-        if reason not in STOP_REASONS:
+        if not isinstance(reason, str) or reason not in STOP_REASONS:  # a list is unhashable
             self.flag("stop-reason-invalid", i, found=short(reason))
         elif reason == "tool_use" and all(block.kind != "toolUse" for block in self.blocks):
             self.flag("stop-reason-invalid", i, found="tool_use without a toolUse block")

@@ -7,7 +7,8 @@ Script, ``error`` gives misses Bedrock's error shape, and ``check`` judges a bin
 event stream (framing/aws_eventstream.py) off to the side. The rules come from
 wire-formats.md §10 and the botocore service model, checked against corpus/bedrock; where
 they disagreed, the recordings won. SigV4 headers are never looked at. The stream rules
-live in ``_bedrock_check``, the answer builder (``Answer``) in ``_bedrock_synth``.
+live in ``rules.py`` (enforced by ``check.py``), the answer builder (``Answer``) in
+``synth.py``.
 
 Synthesis: converse bodies and converse-stream frames (sorted keys, a random-length ``p``
 padding per event, as Bedrock sends) for any model; invoke answers for Anthropic models
@@ -32,12 +33,21 @@ from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote
 
-from mockserver.dialects._kit.rules import table_from
-from mockserver.dialects.bedrock import check as rules
+from mockserver.dialects._kit.limits import script_sizes
+from mockserver.dialects._kit.wire import (
+    DEFAULT_TEXT,
+    dumps,
+    pieces,
+    random_id,
+    split_thinking,
+    with_headers,
+)
 from mockserver.dialects.bedrock import knobs
+from mockserver.dialects.bedrock.check import ConverseChecker, InvokeChecker
 from mockserver.dialects.bedrock.recipes import RECIPES
+from mockserver.dialects.bedrock.rules import RULES as RULES  # re-exported: the rule ids
 from mockserver.dialects.bedrock.synth import Answer
-from mockserver.dialects.contract import Dialect, Route, Upstream
+from mockserver.dialects.contract import Dialect, Route, SecretPattern, Upstream
 from mockserver.framing import aws_eventstream
 from mockserver.framing.aws_eventstream import AWS_EVENTSTREAM
 from mockserver.model import (
@@ -56,10 +66,6 @@ VOLATILE_FIELDS: dict[str, str] = {
     "requestMetadata": "key-value tags for filtering invocation logs; never seen by the model",
 }
 
-RULES = rules.RULES
-"""Every rule ``check`` enforces, id -> what it requires; a Violation's rule is one of these."""
-
-DEFAULT_TEXT = "This is a synthesized reply from Tapedeck."
 ENDPOINTS = ("converse", "converse-stream", "invoke", "invoke-with-response-stream")
 _PATH = re.compile(r"/model/(.+)/(" + "|".join(map(re.escape, ENDPOINTS)) + r")/*\Z")
 # Defaults spelled out that ask for the same answer as the field left out (Converse).
@@ -137,7 +143,7 @@ def error(status: int, message: str, kind: str) -> Response:
     """Bedrock's error: ``{"message": ...}`` with the exception in ``x-amzn-ErrorType``
     (corpus: bedrock/error-403-converse). The request id is a digest of the error."""
     kind = error_kind(status, kind)
-    body = _dumps({"message": message}, sort=False)
+    body = dumps({"message": message})
     digest = hashlib.sha256(f"{status}\0{kind}\0{message}".encode("utf-8", "replace")).digest()
     headers = (
         ("Content-Type", "application/json"),
@@ -162,44 +168,21 @@ def check(request: Request | None, events: Sequence[Event]) -> list[Violation]:
         invoke = found[0].startswith("invoke")
     else:  # no request: an invoke stream is made of chunk events
         invoke = any(e.event == "chunk" for e in events[:1])
-    checker = rules.InvokeChecker() if invoke else rules.ConverseChecker()
+    checker = InvokeChecker() if invoke else ConverseChecker()
     return checker.run(events)
 
 
 # --- synthesize -------------------------------------------------------------------------
 
 
-def _dumps(value: Any, sort: bool = True) -> bytes:
-    """Compact JSON as UTF-8 (Bedrock's own output has sorted keys). A lone surrogate has
-    no UTF-8 form: such a value is written with ASCII escapes, the same JSON value."""
+def sorted_json(value: Any) -> bytes:
+    """Compact JSON as UTF-8 with sorted keys, as Bedrock's own converse output has them.
+    A lone surrogate has no UTF-8 form: such a value is written with ASCII escapes."""
     try:
-        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=sort)
+        text = json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
         return text.encode("utf-8")
     except UnicodeEncodeError:
-        return json.dumps(value, separators=(",", ":"), sort_keys=sort).encode("ascii")
-
-
-def _pieces(text: str, size: int) -> list[str]:
-    return [text[i : i + size] for i in range(0, len(text), size)]
-
-
-def _random_id(rng: random.Random, prefix: str, length: int) -> str:
-    return prefix + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(length))
-
-
-def _with_headers(response: Response, extra: Headers) -> Response:
-    """``extra`` appended; a default it names again is dropped."""
-    names = {name.lower() for name, _ in extra}
-    kept = tuple(pair for pair in response.headers if pair[0].lower() not in names)
-    return Response(response.status, kept + extra, response.body, response.reason)
-
-
-def split_thinking(text: str | None) -> tuple[str | None, str | None]:
-    """(reasoning, answer) of a Script text under the ``<think>…</think>`` convention."""
-    if text is not None and text.startswith("<think>") and "</think>" in text:
-        reasoning, _, answer = text[len("<think>") :].partition("</think>")
-        return reasoning, answer
-    return None, text
+        return json.dumps(value, separators=(",", ":"), sort_keys=True).encode("ascii")
 
 
 def synthesize(request: Request, script: Script) -> Response:
@@ -220,7 +203,7 @@ def synthesize(request: Request, script: Script) -> Response:
         script = replace(script, status=400, error_message=message, error_kind=None)
     if script.status >= 400:
         kind = script.error_kind or error_kind(script.status, "")
-        return _with_headers(error(script.status, script.error_message, kind), script.headers)
+        return with_headers(error(script.status, script.error_message, kind), script.headers)
     body = request.json if isinstance(request.json, dict) else {}
     rng = random.Random(script.seed)
     headers: Headers = (("x-amzn-RequestId", str(uuid.UUID(int=rng.getrandbits(128), version=4))),)
@@ -232,28 +215,28 @@ def synthesize(request: Request, script: Script) -> Response:
         prompt = math.ceil(len(canonical_json([body.get("system"), body.get("messages")])) / 4)
     stop = STOP_REASONS.get(script.finish_reason or "", script.finish_reason)
     answer = Answer(
-        reasoning=_pieces(reasoning or "", script.chunk_size),
+        reasoning=pieces(reasoning or "", script.chunk_size),
         signature=base64.b64encode(rng.randbytes(48)).decode() if reasoning else "",
-        text=_pieces(text or "", script.chunk_size),
-        tools=[(c.id or _random_id(rng, prefix, length), c.name) for c in script.tool_calls],
-        fragments=[_pieces(c.arguments, script.chunk_size) for c in script.tool_calls],
+        text=pieces(text or "", script.chunk_size),
+        tools=[(c.id or random_id(rng, prefix, length), c.name) for c in script.tool_calls],
+        fragments=[pieces(c.arguments, script.chunk_size) for c in script.tool_calls],
         stop=stop or ("tool_use" if script.tool_calls else "end_turn"),
         input_tokens=max(1, prompt),
         latency=rng.randint(300, 3000),
     )
     if endpoint == "converse":
-        payload = _dumps(answer.converse())
+        payload = sorted_json(answer.converse())
         headers = (("Content-Type", "application/json"), *headers)
     elif endpoint == "converse-stream":
         events = answer.converse_events(lambda: PADDING[: rng.randint(1, len(PADDING))])
-        payload = b"".join(_frame(name, _dumps(event)) for name, event in events)
+        payload = b"".join(_frame(name, sorted_json(event)) for name, event in events)
         headers = (("Content-Type", AWS_EVENTSTREAM.content_type), *headers)
     else:
-        message_id = _random_id(rng, "msg_bdrk_", 24)
+        message_id = random_id(rng, "msg_bdrk_", 24)
         # anthropic.claude-3-5-sonnet-20240620-v1:0 (or a profile ARN) -> the model's name
         native = re.sub(r"-v\d+(:\d+)?\Z", "", model.rsplit("anthropic.", 1)[-1])
         if endpoint == "invoke":
-            payload = _dumps(answer.anthropic_message(message_id, native), sort=False)
+            payload = dumps(answer.anthropic_message(message_id, native))
             headers = (
                 ("Content-Type", "application/json"),
                 *headers,
@@ -263,7 +246,7 @@ def synthesize(request: Request, script: Script) -> Response:
             )
         else:
             payload = b"".join(
-                _frame("chunk", _dumps({"bytes": base64.b64encode(_dumps(e, sort=False)).decode()}))
+                _frame("chunk", sorted_json({"bytes": base64.b64encode(dumps(e)).decode()}))
                 for e in answer.anthropic_events(message_id, native)
             )
             headers = (
@@ -271,13 +254,29 @@ def synthesize(request: Request, script: Script) -> Response:
                 ("X-Amzn-Bedrock-Content-Type", "application/json"),
                 *headers,
             )
-    return _with_headers(Response(200, headers, payload, "OK"), script.headers)
+    return with_headers(Response(200, headers, payload, "OK"), script.headers)
 
 
 def _frame(event_type: str, payload: bytes) -> bytes:
     """One event frame with Bedrock's three headers, in Bedrock's order."""
     headers = ((":event-type", event_type), (":content-type", "application/json"))
     return aws_eventstream.encode((*headers, (":message-type", "event")), payload)
+
+
+def midstream_error(
+    sequence_number: int, kind: str = "", message: str = "", request: Request | None = None
+) -> bytes:
+    """Bedrock's in-band error: an exception frame (``:message-type: exception``, the
+    exception in ``:exception-type``, ``{"message": ...}``), then the end of the stream
+    (wire-formats.md §12). ``kind``: ``throttlingException``, ``internalServerException``...
+    (default ``modelStreamErrorException``)."""
+    headers = (
+        (":exception-type", kind or "modelStreamErrorException"),
+        (":content-type", "application/json"),
+        (":message-type", "exception"),
+    )
+    text = message or "The model encountered an error while streaming its answer."
+    return aws_eventstream.encode(headers, dumps({"message": text}))
 
 
 DIALECT = Dialect(
@@ -291,6 +290,7 @@ DIALECT = Dialect(
     check=check,
     error=error,
     synthesize=synthesize,
+    limits=script_sizes(),
     base_path="",
     environment=(
         ("AWS_ENDPOINT_URL_BEDROCK_RUNTIME", "{url}"),
@@ -299,9 +299,27 @@ DIALECT = Dialect(
         ("AWS_DEFAULT_REGION", "us-east-1"),
     ),
     default_error_kind="ValidationException",
-    rules=table_from(RULES),
+    rules=RULES,
     upstreams=(Upstream("bedrock"),),
+    midstream_error=midstream_error,
     recipes=RECIPES,
     knobs=knobs.KNOBS,
     secret_headers=frozenset({"x-amz-security-token"}),
+    secret_patterns=(
+        SecretPattern.of(
+            "AWS access key id",
+            r"A[KS]IA(?<![A-Za-z0-9]A[KS]IA)[A-Z0-9]{16}(?![A-Za-z0-9])",
+        ),
+        # SigV4: the signature in an Authorization header or a presigned URL's query.
+        SecretPattern.of("AWS SigV4 signature", r"Signature=(?P<secret>[0-9a-f]{64})\b"),
+        SecretPattern.of("AWS session token", r"X-Amz-Security-Token=(?P<secret>[^&\s\"']+)"),
+        # A secret key or session token under its usual name (a config, a JSON body).
+        SecretPattern.of(
+            "AWS secret key",
+            r"(?i)aws_(?:secret_access_key|session_token)[\"']?\s*[:=]\s*[\"']?"
+            r"(?P<secret>[A-Za-z0-9/+=]{16,})",
+            "aws_secret_access_key",
+            "aws_session_token",
+        ),
+    ),
 )

@@ -1,7 +1,7 @@
 """The Gemini stream rules: one pass over the events of an SSE or JSON-array stream.
 
-Beside ``gemini`` (which serves the routes and synthesizes); imports only ``model`` and
-``_gemini_common``. The framing rules come from google-genai's parser (sdk-behaviour.md
+Beside ``dialect`` (which serves the routes and synthesizes); imports only ``model``, the
+kit and ``common``. The framing rules come from google-genai's parser (sdk-behaviour.md
 §2.3: a line that is not ``data: `` + JSON raises ``UnknownApiResponseError``) and from
 the array form's syntax; the chunk rules from wire-formats.md §7 and §12.8, checked
 against every recording (a rule that fired on one was wrong, and was changed).
@@ -14,71 +14,103 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from mockserver.dialects._kit.rules import one_per_rule
+from mockserver.dialects._kit.rules import Findings, Rule, RuleTable
+from mockserver.dialects._kit.wire import short
 from mockserver.dialects.gemini.common import field, target
 from mockserver.model import Event, Request, Violation
 
-RULES: dict[str, str] = {
-    "line-not-data": "Every non-blank SSE line is 'data: ' with the space: google-genai "
-    "raises on a comment, an event:, id: or retry: line, and on 'data:' without the space.",
-    "done-sentinel": "No data: [DONE]: a Gemini stream just ends, and google-genai fails "
-    "to parse [DONE] as JSON.",
-    "array-punctuation": "A JSON-array stream opens with '[', puts a ',' before every later "
-    "element and nothing but ']' after the last one.",
-    "array-not-closed": "A JSON-array stream ends with its closing ']' (clients that parse "
-    "the array, such as ijson, raise on a cut one).",
-    "chunk-not-json": "Every chunk is JSON text (google-genai parses each with json.loads).",
-    "chunk-shape": "Every chunk is a JSON object; candidates, when present, a list of "
-    "objects with integer indexes whose content.parts is a list of objects.",
-    "event-after-error": "A mid-stream error (a chunk with an 'error' key, which "
-    "google-genai raises) ends the stream.",
-    "usage-missing": "Every chunk carries usageMetadata: Gemini sends the running counts "
-    "on each chunk.",
-    "usage-arithmetic": "usageMetadata counts are non-negative integers and totalTokenCount "
-    "= promptTokenCount + candidatesTokenCount + thoughtsTokenCount + "
-    "toolUsePromptTokenCount (absent counts are 0).",
-    "usage-final-not-largest": "The last chunk's totalTokenCount, the complete count, is "
-    "the largest of the stream.",
-    "finish-reason-not-last": "A candidate's finishReason comes on its last chunk(s): later "
-    "chunks of that candidate carry no content and no other finishReason.",
-    "finish-reason-missing": "Every candidate gets a finishReason by the end of the stream, "
-    "unless a mid-stream error ended it.",
-    "function-call-incomplete": "A functionCall arrives whole: a non-empty name and args "
-    "(when present) a JSON object, unless the request asked streamFunctionCallArguments.",
-    "response-id-changed": "responseId and modelVersion are the same on every chunk.",
-}
-"""Every rule ``check`` enforces, id -> what it requires; a Violation's rule is one of these."""
-
-SAY: dict[str, str] = {
-    "line-not-data": "expected only 'data: ' lines, found {found}",
-    "done-sentinel": "expected the stream to just end, found data: [DONE]",
-    "array-punctuation": "expected {want}, found {found}",
-    "array-not-closed": "expected the closing ']' at the end, found {found}",
-    "chunk-not-json": "expected a JSON chunk, found {found}",
-    "chunk-shape": "expected {want}, found {found}",
-    "event-after-error": "expected the stream to end after the error at event {at}, found {found}",
-    "usage-missing": "expected usageMetadata on every chunk, found a chunk without it",
-    "usage-arithmetic": "{found}",
-    "usage-final-not-largest": "expected the last totalTokenCount to be the largest, found "
-    "{last} after {most} at event {at}",
-    "finish-reason-not-last": "expected nothing more for candidate {n} after its finishReason "
-    "at event {at}, found {found}",
-    "finish-reason-missing": "expected a finishReason for candidate {n}, found none",
-    "function-call-incomplete": "expected a whole functionCall with a name and object args, "
-    "found {found}",
-    "response-id-changed": "expected {was} as on event {at}, found {found}",
-}
+RULES = RuleTable(
+    Rule(
+        "line-not-data",
+        "Every non-blank SSE line is 'data: ' with the space: google-genai raises on a comment, "
+        "an event:, id: or retry: line, and on 'data:' without the space.",
+        "expected only 'data: ' lines, found {found}",
+    ),
+    Rule(
+        "done-sentinel",
+        "No data: [DONE]: a Gemini stream just ends, and google-genai fails to parse [DONE] as "
+        "JSON.",
+        "expected the stream to just end, found data: [DONE]",
+    ),
+    Rule(
+        "array-punctuation",
+        "A JSON-array stream opens with '[', puts a ',' before every later element and nothing "
+        "but ']' after the last one.",
+        "expected {want}, found {found}",
+    ),
+    Rule(
+        "array-not-closed",
+        "A JSON-array stream ends with its closing ']' (clients that parse the array, such as "
+        "ijson, raise on a cut one).",
+        "expected the closing ']' at the end, found {found}",
+    ),
+    Rule(
+        "chunk-not-json",
+        "Every chunk is JSON text (google-genai parses each with json.loads).",
+        "expected a JSON chunk, found {found}",
+    ),
+    Rule(
+        "chunk-shape",
+        "Every chunk is a JSON object; candidates, when present, a list of objects with integer "
+        "indexes whose content.parts is a list of objects.",
+        "expected {want}, found {found}",
+    ),
+    Rule(
+        "event-after-error",
+        "A mid-stream error (a chunk with an 'error' key, which google-genai raises) ends the "
+        "stream.",
+        "expected the stream to end after the error at event {at}, found {found}",
+    ),
+    Rule(
+        "usage-missing",
+        "Every chunk carries usageMetadata: Gemini sends the running counts on each chunk.",
+        "expected usageMetadata on every chunk, found a chunk without it",
+    ),
+    Rule(
+        "usage-arithmetic",
+        "usageMetadata counts are non-negative integers and totalTokenCount = promptTokenCount "
+        "+ candidatesTokenCount + thoughtsTokenCount + toolUsePromptTokenCount (absent counts "
+        "are 0).",
+        "expected {want}, found {found}",
+    ),
+    Rule(
+        "usage-final-not-largest",
+        "The last chunk's totalTokenCount, the complete count, is the largest of the stream.",
+        "expected the last totalTokenCount to be the largest, found {last} after {most} at "
+        "event {at}",
+    ),
+    Rule(
+        "finish-reason-not-last",
+        "A candidate's finishReason comes on its last chunk(s): later chunks of that candidate "
+        "carry no content and no other finishReason.",
+        "expected nothing more for candidate {n} after its finishReason at event {at}, found "
+        "{found}",
+    ),
+    Rule(
+        "finish-reason-missing",
+        "Every candidate gets a finishReason by the end of the stream, unless a mid-stream error "
+        "ended it.",
+        "expected a finishReason for candidate {n}, found none",
+    ),
+    Rule(
+        "function-call-incomplete",
+        "A functionCall arrives whole: a non-empty name and args (when present) a JSON object, "
+        "unless the request asked streamFunctionCallArguments.",
+        "expected a whole functionCall with a name and object args, found {found}",
+    ),
+    Rule(
+        "response-id-changed",
+        "responseId and modelVersion are the same on every chunk.",
+        "expected {was} as on event {at}, found {found}",
+    ),
+)
+"""Every rule ``check`` enforces: its id (a Violation's rule), what it requires, and what a
+violation says."""
 
 _LINE = re.compile(rb"\r\n|\r|\n")
 _COUNTS: tuple[str, ...] = ("promptTokenCount", "candidatesTokenCount", "thoughtsTokenCount")
 _COUNTS += ("toolUsePromptTokenCount",)
 _QUIET_PART_KEYS = frozenset({"text", "thought", "thoughtSignature"})
-
-
-def short(value: Any) -> str:
-    """A value as evidence: JSON text (or the text itself), cut at 60 characters."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return repr(text[:60] + "...") if len(text) > 60 else repr(text)
 
 
 def is_sse(request: Request | None, events: Sequence[Event]) -> bool:
@@ -107,15 +139,12 @@ class _Checker:
         self.events = events
         self.sse = is_sse(request, events)
         self.fragments_ok = streamed_arguments(request)
-        self.found: list[tuple[str, int, str]] = []
+        self.found = Findings(RULES)
         self.error_at: int | None = None
         self.finished: dict[int, tuple[int, Any] | None] = {}  # candidate -> (event, reason)
         self.first: tuple[int, dict[str, Any]] | None = None
         self.most: tuple[int, int] | None = None  # (event, largest total so far)
         self.last_total: tuple[int, int] | None = None
-
-    def flag(self, rule: str, index: int, **details: Any) -> None:
-        self.found.append((rule, index, SAY[rule].format(**details)))
 
     def run(self) -> list[Violation]:
         for i, event in enumerate(self.events):
@@ -126,22 +155,22 @@ class _Checker:
             data = event.data
             if data is None or (self.sse and data.strip() == "[DONE]"):
                 if data is not None:
-                    self.flag("done-sentinel", i)
+                    self.found.flag("done-sentinel", i)
                 continue
             if self.error_at is not None:
-                self.flag("event-after-error", i, at=self.error_at, found=short(data))
+                self.found.flag("event-after-error", i, at=self.error_at, found=short(data))
                 continue
             try:
                 chunk = json.loads(data)
             except (ValueError, RecursionError):
-                self.flag("chunk-not-json", i, found=short(data))
+                self.found.flag("chunk-not-json", i, found=short(data))
                 continue
             if isinstance(chunk, dict) and "error" in chunk:
                 self.error_at = i
             else:
                 self.chunk(i, chunk)
         self.end()
-        return self.violations()
+        return self.found.violations()
 
     def lines(self, i: int, event: Event) -> None:
         if event.raw:
@@ -152,7 +181,7 @@ class _Checker:
             bad += [f"{k}: {v}" for k, v in (("event", event.event), ("id", event.id)) if v]
             bad += [f"retry: {event.retry}"] if event.retry is not None else []
         if bad:
-            self.flag("line-not-data", i, found=short(bad[0]))
+            self.found.flag("line-not-data", i, found=short(bad[0]))
 
     def punctuation(self, i: int, event: Event) -> None:
         raw = event.raw.strip(b" \t\r\n")
@@ -164,13 +193,13 @@ class _Checker:
             want = "only ']' after the last element"
         if not ok:
             found = short(raw.decode("utf-8", "replace")[:30])
-            self.flag("array-punctuation", i, want=want, found=found)
+            self.found.flag("array-punctuation", i, want=want, found=found)
 
     def chunk(self, i: int, chunk: Any) -> None:
         candidates = chunk.get("candidates", []) if isinstance(chunk, dict) else None
         if not isinstance(candidates, list) or not all(_shaped(c) for c in candidates):
             want = "an object" if not isinstance(chunk, dict) else "candidates with a list of parts"
-            self.flag("chunk-shape", i, want=want, found=short(chunk))
+            self.found.flag("chunk-shape", i, want=want, found=short(chunk))
             return
         self.same_stream(i, chunk)
         self.usage(i, chunk.get("usageMetadata"))
@@ -180,14 +209,14 @@ class _Checker:
             for part in parts:
                 call = part.get("functionCall")
                 if "functionCall" in part and not self.fragments_ok and not _whole(call):
-                    self.flag("function-call-incomplete", i, found=short(call))
+                    self.found.flag("function-call-incomplete", i, found=short(call))
             reason = candidate.get("finishReason")
             done = self.finished.setdefault(n, None)
             if done is not None:
                 content = [p for p in parts if _has_content(p)]
                 if content or (reason is not None and reason != done[1]):
                     found = short(content[0]) if content else f"finishReason {reason!r}"
-                    self.flag("finish-reason-not-last", i, n=n, at=done[0], found=found)
+                    self.found.flag("finish-reason-not-last", i, n=n, at=done[0], found=found)
             elif reason is not None:
                 self.finished[n] = (i, reason)
 
@@ -200,27 +229,23 @@ class _Checker:
         if changed := [k for k in keys if chunk.get(k) != first.get(k)]:
             was = " and ".join(f"{k} {first.get(k)!r}" for k in changed)
             found = " and ".join(f"{k} {chunk.get(k)!r}" for k in changed)
-            self.flag("response-id-changed", i, was=was, at=at, found=found)
+            self.found.flag("response-id-changed", i, was=was, at=at, found=found)
 
     def usage(self, i: int, usage: Any) -> None:
         if usage is None:
-            self.flag("usage-missing", i)
+            self.found.flag("usage-missing", i)
             self.last_total = None
             return
         counts = [usage.get(k, 0) if isinstance(usage, dict) else None for k in _COUNTS]
         total = usage.get("totalTokenCount", 0) if isinstance(usage, dict) else None
         if not all(type(c) is int and c >= 0 for c in [*counts, total]):
-            self.flag(
-                "usage-arithmetic", i, found=f"expected integer token counts, found {short(usage)}"
-            )
+            self.found.flag("usage-arithmetic", i, want="integer token counts", found=short(usage))
             self.last_total = None
             return
         assert isinstance(total, int)
         if total != sum(c for c in counts if isinstance(c, int)):
             terms = " + ".join(str(c) for c in counts)
-            self.flag(
-                "usage-arithmetic", i, found=f"expected totalTokenCount = {terms}, found {total}"
-            )
+            self.found.flag("usage-arithmetic", i, want=f"totalTokenCount = {terms}", found=total)
         self.last_total = (i, total)
         if self.most is None or total > self.most[1]:
             self.most = (i, total)
@@ -230,19 +255,16 @@ class _Checker:
             end = self.events[-1]
             if end.data is not None or not end.raw.rstrip(b" \t\r\n").endswith(b"]"):
                 tail = end.raw[-20:].decode("utf-8", "replace")
-                self.flag("array-not-closed", -1, found=f"the end after {tail!r}")
+                self.found.flag("array-not-closed", -1, found=f"the end after {tail!r}")
         if self.error_at is not None:
             return
         last, most = self.last_total, self.most
         if last is not None and most is not None and last[1] < most[1]:
             at, total = last
-            self.flag("usage-final-not-largest", at, last=total, most=most[1], at=most[0])
+            self.found.flag("usage-final-not-largest", at, last=total, most=most[1], at=most[0])
         for n, done in sorted(self.finished.items()):
             if done is None:
-                self.flag("finish-reason-missing", -1, n=n)
-
-    def violations(self) -> list[Violation]:
-        return one_per_rule(self.found)
+                self.found.flag("finish-reason-missing", -1, n=n)
 
 
 def _shaped(candidate: Any) -> bool:

@@ -1,7 +1,7 @@
-"""What the Gemini wire looks like, shared by ``gemini`` (routes, identity, synthesis) and
-``_gemini_check`` (the stream rules): the path's model and method, the two spellings of
-field names, Google's JSON printers, headers and error shape (corpus: gemini/error-*).
-Imports only ``model``.
+"""What the Gemini wire looks like, shared by ``dialect`` (routes, identity, synthesis) and
+``check`` (the stream rules): the path's model and method, the two spellings of field names,
+Google's JSON printers, headers and error shape (corpus: gemini/error-*). Imports only
+``model``.
 """
 
 from __future__ import annotations
@@ -146,10 +146,3 @@ def reason_phrase(status: int) -> str:
         return http.HTTPStatus(status).phrase
     except ValueError:
         return ""
-
-
-def with_headers(response: Response, extra: Headers) -> Response:
-    """``extra`` appended; a default header it names again is dropped."""
-    names = {name.lower() for name, _ in extra}
-    kept = tuple(pair for pair in response.headers if pair[0].lower() not in names)
-    return Response(response.status, kept + extra, response.body, response.reason)

@@ -4,9 +4,9 @@ streamGenerateContent, countTokens, embedContent and batchEmbedContents.
 ``:streamGenerateContent?alt=sse`` streams SSE (``data: {…}\\r\\n\\r\\n``, no event lines, no
 [DONE]); without ``alt`` the same chunks come as one pretty-printed JSON array
 (``[{…}\\n,\\r\\n{…}\\n]``), so ``select_framing`` picks ``SSE`` or ``JSON_ARRAY`` per request.
-The stream rules live in ``_gemini_check`` (wire-formats.md §7 and §12.8, google-genai's
-parser: sdk-behaviour.md §2.3; where they disagreed with a recording, the recording won);
-the error shape, headers and JSON printers in ``_gemini_common``.
+The stream rules live in ``check`` (wire-formats.md §7 and §12.8, google-genai's parser:
+sdk-behaviour.md §2.3; where they disagreed with a recording, the recording won); the error
+shape, headers and JSON printers in ``common``.
 
 Thinking convention: a Script text of the form ``"<think>reasoning</think>answer"`` makes
 the reasoning thought parts (``thought: true``, before the answer) and counts it in
@@ -22,10 +22,11 @@ import random
 import string
 from typing import Any
 
-from mockserver.dialects._kit.rules import table_from
-from mockserver.dialects.contract import Dialect, Route, Upstream
+from mockserver.dialects._kit.wire import DEFAULT_TEXT, pieces, split_thinking, with_headers
+from mockserver.dialects.contract import ApiKey, Dialect, Route, SecretPattern, Upstream
 from mockserver.dialects.gemini import check as rules
 from mockserver.dialects.gemini import common, knobs
+from mockserver.dialects.gemini.limits import LIMITS, candidates, embedding_size
 from mockserver.dialects.gemini.recipes import RECIPES
 from mockserver.framing.json_array import JSON_ARRAY
 from mockserver.framing.sse import SSE
@@ -49,8 +50,6 @@ error = common.error
 target = common.target
 METHODS: tuple[str, ...] = ("generateContent", "streamGenerateContent", "countTokens")
 METHODS += ("embedContent", "batchEmbedContents")
-DEFAULT_TEXT = "This is a synthesized reply from Tapedeck."
-THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 FINISH_REASONS = {
     "stop": "STOP",
     "tool_calls": "STOP",
@@ -59,7 +58,6 @@ FINISH_REASONS = {
     "content_filter": "SAFETY",
 }
 """OpenAI-style finish reasons a Script may use, as Gemini says them (others pass as given)."""
-EMBEDDING_SIZE = 768
 
 
 def is_stream(request: Request) -> bool:
@@ -70,6 +68,21 @@ def select_framing(request: Request) -> Framing:
     """The JSON array for a stream asked without ``alt=sse``; SSE otherwise (also for a
     request that is not a Gemini path, such as ``tapedeck lint``'s stand-in)."""
     return JSON_ARRAY if is_stream(request) and request.query_value("alt") != "sse" else SSE
+
+
+def midstream_error(
+    sequence_number: int, kind: str = "", message: str = "", request: Request | None = None
+) -> bytes:
+    """Gemini's in-band error: an element holding ``{"error": {code, message, status}}``
+    in the stream's own framing (a ``data:`` event, or the JSON array's next element and
+    its closing bracket), then the end (wire-formats.md §10)."""
+    status = kind or "INTERNAL"
+    text = message or "An internal error has occurred. Please retry."
+    code = next((code for code, name in common.STATUS_NAMES.items() if name == status), 500)
+    error = json.dumps({"error": {"code": code, "message": text, "status": status}})
+    if request is not None and select_framing(request) is JSON_ARRAY:
+        return (b"[" if sequence_number == 0 else b",\r\n") + error.encode() + b"\n]"
+    return b"data: " + error.encode() + b"\r\n\r\n"
 
 
 def identity(request: Request) -> Identity:
@@ -93,18 +106,6 @@ def identity(request: Request) -> Identity:
 
 
 # --- synthesize -------------------------------------------------------------------------
-
-
-def split_thoughts(text: str | None) -> tuple[str | None, str | None]:
-    """(reasoning, answer) of a Script text under the ``<think>…</think>`` convention."""
-    if text is not None and text.startswith(THINK_OPEN) and THINK_CLOSE in text:
-        thought, _, answer = text[len(THINK_OPEN) :].partition(THINK_CLOSE)
-        return thought, answer
-    return None, text
-
-
-def _pieces(text: str, size: int) -> list[str]:
-    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 def _function_call(call: ToolCall) -> dict[str, Any]:
@@ -153,28 +154,27 @@ def synthesize(request: Request, script: Script) -> Response:
         content_type = "text/event-stream" if sse and is_stream(request) else ""
         content_type = content_type or "application/json; charset=UTF-8"
         response = common.error_as(script.status, script.error_message, kind, content_type)
-        return common.with_headers(response, script.headers)
+        return with_headers(response, script.headers)
     rng = random.Random(script.seed)
     duration = rng.randint(150, 3000)
     if method in ("countTokens", "embedContent", "batchEmbedContents"):
         return _whole(_aside(method, body, script), duration, script)
     shown = common.field(body, "generationConfig", "thinkingConfig", "includeThoughts") is True
-    asked = common.field(body, "generationConfig", "candidateCount")
-    n = script.n or (asked if type(asked) is int and asked >= 1 else 1)
-    thought, answer = split_thoughts(script.text)
+    n = candidates(request, script) or 1
+    thought, answer = split_thinking(script.text)
     if answer is None and not script.tool_calls:
         answer = DEFAULT_TEXT
     size = script.chunk_size
-    thought_pieces = _pieces(thought or "", size)
+    thought_pieces = pieces(thought or "", size)
     # One step per chunk: (parts, thought tokens, candidate tokens).
     steps: list[tuple[list[dict[str, Any]], int, int]] = []
     hidden = 0 if shown else len(thought_pieces)
     if shown:
         steps += [([{"text": p, "thought": True}], 1, 0) for p in thought_pieces]
-    steps += [([{"text": p}], 0, 1) for p in _pieces(answer or "", size)]
+    steps += [([{"text": p}], 0, 1) for p in pieces(answer or "", size)]
     if script.tool_calls:
         calls = [_function_call(call) for call in script.tool_calls]
-        steps.append((calls, 0, sum(len(_pieces(c.arguments, size)) for c in script.tool_calls)))
+        steps.append((calls, 0, sum(len(pieces(c.arguments, size)) for c in script.tool_calls)))
     if not steps or steps[-1][0][0].get("thought"):
         steps.append(([{"text": ""}], 0, 0))
     finish = script.finish_reason or "STOP"
@@ -216,13 +216,13 @@ def synthesize(request: Request, script: Script) -> Response:
     else:
         payload = b"[" + b"\n,\r\n".join(common.dumps(c, indent=2) for c in chunks) + b"\n]"
         headers = common.headers("application/json; charset=UTF-8", duration)
-    return common.with_headers(Response(200, headers, payload, "OK"), script.headers)
+    return with_headers(Response(200, headers, payload, "OK"), script.headers)
 
 
 def _whole(value: Any, duration: int, script: Script) -> Response:
     """A non-streaming answer: one pretty-printed JSON body."""
     headers = common.headers("application/json; charset=UTF-8", duration)
-    return common.with_headers(Response(200, headers, common.pretty(value), "OK"), script.headers)
+    return with_headers(Response(200, headers, common.pretty(value), "OK"), script.headers)
 
 
 def _response_id(rng: random.Random) -> str:
@@ -246,8 +246,7 @@ def _aside(method: str | None, body: dict[str, Any], script: Script) -> dict[str
 
 
 def _embedding(request: dict[str, Any], seed: int) -> dict[str, Any]:
-    size = common.field(request, "outputDimensionality")
-    size = size if type(size) is int and 1 <= size <= 3072 else EMBEDDING_SIZE
+    size = embedding_size(request)
     rng = random.Random(f"{seed}:{canonical_json(request.get('content'))}")
     return {"values": [float(f"{rng.gauss(0.0, 0.03):.8g}") for _ in range(size)]}
 
@@ -275,9 +274,22 @@ DIALECT = Dialect(
     ),
     default_error_kind="INVALID_ARGUMENT",
     select_framing=select_framing,
-    rules=table_from(RULES, rules.SAY),
-    upstreams=(Upstream("gemini", "https://generativelanguage.googleapis.com"),),
+    midstream_error=midstream_error,
+    rules=RULES,
+    upstreams=(
+        Upstream(
+            "gemini",
+            "https://generativelanguage.googleapis.com",
+            # google-genai's order: GOOGLE_API_KEY wins when both are set
+            key=ApiKey(("GOOGLE_API_KEY", "GEMINI_API_KEY"), "x-goog-api-key", "{key}"),
+        ),
+    ),
     recipes=RECIPES,
     knobs=knobs.KNOBS,
+    limits=LIMITS,
     secret_headers=frozenset({"x-goog-api-key"}),
+    secret_patterns=(
+        SecretPattern.key("Google API key", "AIza", 30),
+        SecretPattern.of("Google OAuth token", r"ya29\.(?<![\w-]ya29\.)[A-Za-z0-9._-]{20,}"),
+    ),
 )

@@ -3,7 +3,7 @@ the legacy ``/api/embeddings``, and the model list ``GET /api/tags``.
 
 In the flow (ARCHITECTURE.md) the router hands this dialect a request: ``identity`` keys
 it, ``synthesize`` answers a Script, ``error`` gives misses Ollama's ``{"error": ...}``
-shape, and ``check`` (in ``_ollama_check``, with its RULES) judges an NDJSON stream.
+shape, and ``check`` (in ``check.py``, with its RULES) judges an NDJSON stream.
 Shapes follow wire-formats.md §8 and the corpus (ollama/native-*); where the docs and the
 corpus disagreed, the corpus won, and between recordings, the newest. Ollama's own
 OpenAI-compatible ``/v1/...`` routes are served by the openai dialects.
@@ -19,15 +19,17 @@ import random
 import time
 from typing import Any
 
-from mockserver.dialects._kit.rules import table_from
+from mockserver.dialects._kit.wire import DEFAULT_TEXT, pieces, split_thinking, with_headers
 from mockserver.dialects.contract import Dialect, Route, Upstream
 from mockserver.dialects.ollama import knobs
 from mockserver.dialects.ollama.check import ENDPOINTS, check, endpoint
 from mockserver.dialects.ollama.check import RULES as RULES  # re-exported: the rule ids
+from mockserver.dialects.ollama.limits import DEFAULT_DIMENSIONS as DEFAULT_DIMENSIONS
+from mockserver.dialects.ollama.limits import LIMITS, dimensions, inputs
+from mockserver.dialects.ollama.limits import tokens as _tokens
 from mockserver.dialects.ollama.recipes import RECIPES
 from mockserver.framing.ndjson import NDJSON
 from mockserver.model import (
-    Headers,
     Identity,
     Request,
     Response,
@@ -61,9 +63,7 @@ DEFAULTS: dict[str, Any] = {
 """Request fields whose spelled-out default asks for the same answer as leaving them out
 (ollama-python 0.2 sent ``"format": ""``, ``"context": []``...; 0.6 sends ``"tools": []``)."""
 
-DEFAULT_TEXT = "This is a synthesized reply from Tapedeck."
 THINKING_TEXT = "Let me think about what is being asked before I answer."
-DEFAULT_DIMENSIONS = 768
 JSON_TYPE = "application/json; charset=utf-8"
 MODELS = (  # GET /api/tags: (name, family, parameter size, quantization, size in bytes)
     ("llama3.2:latest", "llama", "3.2B", "Q4_K_M", 2_019_393_189),
@@ -119,13 +119,13 @@ def error(status: int, message: str, kind: str = "") -> Response:
         reason = http.HTTPStatus(status).phrase
     except ValueError:
         reason = ""
-    return Response(status, (("content-type", JSON_TYPE),), _dumps({"error": message}), reason)
+    return Response(status, (("content-type", JSON_TYPE),), go_json({"error": message}), reason)
 
 
 # --- synthesize -------------------------------------------------------------------------
 
 
-def _dumps(value: Any) -> bytes:
+def go_json(value: Any) -> bytes:
     """Compact JSON the way Go's encoding/json writes it: UTF-8, with <, >, &, U+2028 and
     U+2029 escaped. A lone surrogate has no UTF-8 form: then ASCII escapes, same value."""
     try:
@@ -138,10 +138,6 @@ def _dumps(value: Any) -> bytes:
     return text.encode("utf-8")
 
 
-def _pieces(text: str, size: int) -> list[str]:
-    return [text[i : i + size] for i in range(0, len(text), size)]
-
-
 def _timestamp(ns: int) -> str:
     """RFC 3339 with nanoseconds, trailing zeros cut, as Go's time.Time marshals."""
     seconds, fraction = divmod(ns, 1_000_000_000)
@@ -151,12 +147,13 @@ def _timestamp(ns: int) -> str:
     )
 
 
-def split_thinking(text: str, think: Any = None) -> tuple[str, str]:
+def thinking_and_content(text: str, think: Any = None) -> tuple[str, str]:
     """(thinking, content) of a script's text. ``<think>T</think>C`` answers with thinking T
     and content C, exactly as written (Ollama parses these tags out of a model's output);
     without the tags, a request with ``think`` set (true or a level) thinks THINKING_TEXT."""
-    if text.startswith("<think>") and (end := text.find("</think>")) >= 0:
-        return text[len("<think>") : end], text[end + len("</think>") :]
+    reasoning, answer = split_thinking(text)
+    if reasoning is not None:
+        return reasoning, answer or ""
     return (THINKING_TEXT if think not in (None, False, "") else ""), text
 
 
@@ -167,12 +164,6 @@ def tool_call(index: int, call: ToolCall) -> dict[str, Any]:
         arguments = {"value": arguments}
     head = {"index": index} if index else {}  # Go's `index,omitempty`
     return {"function": {**head, "name": call.name, "arguments": arguments}}
-
-
-def _tokens(value: Any) -> int:
-    """About four characters per token, at least 1."""
-    text = value if isinstance(value, str) else canonical_json(value)
-    return max(1, math.ceil(len(text) / 4))
 
 
 def _timing(rng: random.Random, prompt: int, evals: int) -> tuple[int, int, dict[str, int]]:
@@ -199,14 +190,14 @@ def _generation(kind: str, body: dict[str, Any], script: Script, stream: bool) -
     streamed, one object shaped like that last line holding everything."""
     rng = random.Random(script.seed)
     text = DEFAULT_TEXT if script.text is None and not script.tool_calls else script.text or ""
-    thinking, content = split_thinking(text, body.get("think"))
+    thinking, content = thinking_and_content(text, body.get("think"))
     size = script.chunk_size
     calls = list(enumerate(script.tool_calls)) if kind == "chat" else []
-    parts: list[dict[str, Any]] = [{"content": "", "thinking": p} for p in _pieces(thinking, size)]
-    parts += [{"content": p} for p in _pieces(content, size)]
+    parts: list[dict[str, Any]] = [{"content": "", "thinking": p} for p in pieces(thinking, size)]
+    parts += [{"content": p} for p in pieces(content, size)]
     parts += [{"content": "", "tool_calls": [tool_call(t, c)]} for t, c in calls]
-    evals = len(_pieces(thinking, size)) + len(_pieces(content, size))
-    evals = max(1, evals + sum(len(_pieces(c.arguments, size)) for _, c in calls))
+    evals = len(pieces(thinking, size)) + len(pieces(content, size))
+    evals = max(1, evals + sum(len(pieces(c.arguments, size)) for _, c in calls))
     asked = body.get("messages") if kind == "chat" else body.get("prompt", "")
     prompt = script.prompt_tokens if script.prompt_tokens is not None else _tokens(asked)
     start, per_token, metrics = _timing(rng, prompt, evals)
@@ -226,10 +217,10 @@ def _generation(kind: str, body: dict[str, Any], script: Script, stream: bool) -
         whole: dict[str, Any] = {"content": content}
         whole.update({"thinking": thinking} if thinking else {})
         whole.update({"tool_calls": [tool_call(t, c) for t, c in calls]} if calls else {})
-        return _dumps(line(start + metrics["total_duration"], whole, {**end, **metrics}))
+        return go_json(line(start + metrics["total_duration"], whole, {**end, **metrics}))
     lines = [line(first + k * per_token, p, {"done": False}) for k, p in enumerate(parts)]
     lines.append(line(start + metrics["total_duration"], {"content": ""}, {**end, **metrics}))
-    return b"".join(_dumps(item) + b"\n" for item in lines)
+    return b"".join(go_json(item) + b"\n" for item in lines)
 
 
 def _thinking(part: dict[str, Any]) -> dict[str, Any]:
@@ -246,17 +237,12 @@ def vector(seed: int, text: str, dimensions: int) -> list[float]:
 
 
 def _embeddings(kind: str, body: dict[str, Any], script: Script) -> bytes:
-    asked = body.get("dimensions")
-    dimensions = asked if type(asked) is int and 0 < asked <= 8192 else DEFAULT_DIMENSIONS
+    size = dimensions(body)
     if kind == "embeddings":  # legacy: {"embedding": [...]}, empty for an empty prompt
         prompt = body.get("prompt")
         text = prompt if isinstance(prompt, str) else ""
-        return _dumps({"embedding": vector(script.seed, text, dimensions) if text else []})
-    given = body.get("input")
-    inputs = (
-        [given] if isinstance(given, str) and given else given if isinstance(given, list) else []
-    )
-    texts = [item if isinstance(item, str) else canonical_json(item) for item in inputs]
+        return go_json({"embedding": vector(script.seed, text, size) if text else []})
+    texts = [item if isinstance(item, str) else canonical_json(item) for item in inputs(body)]
     prompt = script.prompt_tokens
     prompt = sum(_tokens(t) for t in texts) if prompt is None else prompt
     rng = random.Random(script.seed)
@@ -264,12 +250,12 @@ def _embeddings(kind: str, body: dict[str, Any], script: Script) -> bytes:
     total = load + max(1, prompt) * rng.randrange(200_000, 2_000_000)
     answer: dict[str, Any] = {
         "model": body["model"] if isinstance(body.get("model"), str) else "tapedeck",
-        "embeddings": [vector(script.seed, t, dimensions) for t in texts],
+        "embeddings": [vector(script.seed, t, size) for t in texts],
     }
     if texts:
         answer.update(total_duration=total, load_duration=load)
         answer.update({"prompt_eval_count": prompt} if prompt else {})
-    return _dumps(answer)
+    return go_json(answer)
 
 
 def tags() -> dict[str, Any]:
@@ -297,13 +283,6 @@ def tags() -> dict[str, Any]:
     }
 
 
-def _with_headers(response: Response, extra: Headers) -> Response:
-    """``extra`` appended; a default it names again is dropped."""
-    names = {name.lower() for name, _ in extra}
-    kept = tuple(pair for pair in response.headers if pair[0].lower() not in names)
-    return Response(response.status, kept + extra, response.body, response.reason)
-
-
 def synthesize(request: Request, script: Script) -> Response:
     """Ollama's answer to ``script`` for the request's endpoint, streamed as NDJSON when
     chat or generate ask for it (the default). Tool calls apply to chat only; embeddings
@@ -315,28 +294,29 @@ def synthesize(request: Request, script: Script) -> Response:
     """
     if script.status >= 400:
         failure = error(script.status, script.error_message, script.error_kind or "")
-        return _with_headers(failure, script.headers)
+        return with_headers(failure, script.headers)
     body = request.json if isinstance(request.json, dict) else {}
     kind = endpoint(request)
     stream = is_stream(request)
     if kind == "tags":
-        payload = _dumps(tags())
+        payload = go_json(tags())
     elif kind in ("embed", "embeddings"):
         payload = _embeddings(kind, body, script)
     else:
         payload = _generation(kind if kind == "generate" else "chat", body, script, stream)
     content_type = NDJSON.content_type if stream else JSON_TYPE
-    return _with_headers(
+    return with_headers(
         Response(200, (("content-type", content_type),), payload, "OK"), script.headers
     )
 
 
-def midstream_error(sequence_number: int) -> bytes:
-    """Ollama's in-band error: one NDJSON line with an ``error`` key, then the end."""
-    return (
-        json.dumps({"error": "The server had an error while processing your request."}).encode()
-        + b"\n"
-    )
+def midstream_error(
+    sequence_number: int, kind: str = "", message: str = "", request: Request | None = None
+) -> bytes:
+    """Ollama's in-band error: one NDJSON line with an ``error`` key, then the end (Ollama
+    has no error types: ``kind`` is not sent)."""
+    text = message or "The server had an error while processing your request."
+    return go_json({"error": text}) + b"\n"
 
 
 DIALECT = Dialect(
@@ -355,9 +335,10 @@ DIALECT = Dialect(
     base_path="",
     environment=(("OLLAMA_HOST", "{url}"),),
     default_error_kind="",
-    rules=table_from(RULES),
+    rules=RULES,
     upstreams=(Upstream("ollama", "http://127.0.0.1:11434"),),
     midstream_error=midstream_error,
     recipes=RECIPES,
     knobs=knobs.KNOBS,
+    limits=LIMITS,
 )

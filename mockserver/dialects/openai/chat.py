@@ -12,23 +12,16 @@ from __future__ import annotations
 import json
 import random
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
-from mockserver.dialects._kit.rules import table_from
+from mockserver.dialects._kit import limits, wire
+from mockserver.dialects._kit.rules import Rule, RuleTable
+from mockserver.dialects._kit.wire import DEFAULT_TEXT as DEFAULT_TEXT  # re-exported
 from mockserver.dialects.contract import Dialect
 from mockserver.dialects.openai import common, conformance, knobs, stream_check
 from mockserver.dialects.openai.recipes_chat import RECIPES
 from mockserver.framing.sse import SSE
-from mockserver.model import (
-    Event,
-    Identity,
-    Request,
-    Response,
-    Script,
-    Violation,
-    canonical_json,
-    identity_from,
-)
+from mockserver.model import Event, Identity, Request, Response, Script, Violation
 
 VOLATILE_FIELDS: dict[str, str] = {
     "user": "an end-user tag for abuse monitoring; the answer does not depend on it",
@@ -39,22 +32,51 @@ VOLATILE_FIELDS: dict[str, str] = {
     "stream_options.include_obfuscation": "random padding on chunks, ignored by clients",
 }
 
-RULES: dict[str, str] = {
-    **stream_check.STREAM_RULES,
-    "role-not-first": "role appears only in the first delta of a choice (it may be absent).",
-    "content-after-finish": "After its finish_reason, a choice's deltas hold only empty "
-    "values (no content, tool calls, refusal, reasoning...).",
-    "tool-call-start-incomplete": "The first delta of each (choice, tool index) carries "
-    "index, id, type and function.name.",
-    "tool-call-header-repeated": "Later deltas of a tool call carry no id or function.name, "
-    "even the same one, as the SDK's stream helper concatenates them (it overwrites type, "
-    "so a repeated type is fine).",
-    "tool-arguments-invalid": "A tool call's argument fragments join to valid JSON, checked "
-    "when its choice finishes (or at the end).",
-}
-"""Every rule ``check`` enforces, id -> what it requires; a Violation's rule is one of these."""
+RULES = stream_check.STREAM_RULES + RuleTable(
+    Rule(
+        "role-not-first",
+        "A choice's role comes in its first delta (it may be absent); a later delta may "
+        "only repeat that same role (OpenRouter, Snowflake Cortex and Z.ai do, and the "
+        "openai SDK accepts it), never name another.",
+        "expected the role of the first delta of choice {n} ({first}) or none on later "
+        "deltas, found role {found}",
+        stream_check.ORDERING,
+    ),
+    Rule(
+        "content-after-finish",
+        "After its finish_reason, a choice's deltas hold only empty values (no content, "
+        "tool calls, refusal, reasoning...).",
+        "expected nothing more for choice {n} after its finish at event {at}, found delta {found}",
+        stream_check.ORDERING,
+    ),
+    Rule(
+        "tool-call-start-incomplete",
+        "The first delta of each (choice, tool index) carries index, id, type and function.name.",
+        "expected index, id, type and function.name on the first delta of tool call {t} of "
+        "choice {n}, found no {found}",
+        stream_check.ORDERING,
+    ),
+    Rule(
+        "tool-call-header-repeated",
+        "Later deltas of a tool call carry no id or function.name, even the same one, as the "
+        "SDK's stream helper concatenates them (it overwrites type, so a repeated type is "
+        "fine).",
+        "expected only arguments after the first delta of tool call {t} of choice {n}, found "
+        "{found} again",
+        stream_check.ORDERING,
+    ),
+    Rule(
+        "tool-arguments-invalid",
+        "A tool call's argument fragments join to valid JSON, checked when its choice "
+        "finishes (or at the end).",
+        "expected JSON arguments for tool call {t} of choice {n}, found {found}",
+    ),
+)
+"""Every rule ``check`` enforces (the shared chunk-stream rules, then the chat ones): its
+id, what it requires, what a violation says; a Violation's rule is one of these."""
 
-DEFAULT_TEXT = "This is a synthesized reply from Tapedeck."
+DEFAULTS: dict[str, Any] = {"stream": False, "n": 1}
+"""Fields whose default, spelled out, asks for the same answer as leaving it out."""
 
 
 def is_stream(request: Request) -> bool:
@@ -62,26 +84,13 @@ def is_stream(request: Request) -> bool:
 
 
 def identity(request: Request) -> Identity:
-    body = request.json
-    if not isinstance(body, dict):
-        text = canonical_json(body) if body is not None else request.body.decode("utf-8", "replace")
-        return identity_from([("body", text)])
-    fields = {k: v for k, v in body.items() if k not in VOLATILE_FIELDS}
-    # A default spelled out asks for the same answer as a default left out.
-    if fields.get("stream") is False:
-        del fields["stream"]
-    if fields.get("n") == 1 and not isinstance(fields["n"], bool):
-        del fields["n"]
-    options = fields.pop("stream_options", None)
-    if isinstance(options, dict):
-        options = {
-            k: v
-            for k, v in options.items()
-            if k != "include_obfuscation" and not (k == "include_usage" and v is False)
-        }
-    if options:
-        fields["stream_options"] = options
-    return identity_from([*fields.items(), *common.azure_fields(request)])
+    """Every body field but VOLATILE_FIELDS, defaults dropped, plus Azure's deployment and
+    api-version (``common.body_identity``)."""
+    body = request.json if isinstance(request.json, dict) else {}
+    # OpenAI's documented default: "auto" when tools are present, "none" when none are.
+    # litellm and others leave it out; SDK users often spell it out.
+    tool_choice = "auto" if body.get("tools") else "none"
+    return common.body_identity(request, VOLATILE_FIELDS, {**DEFAULTS, "tool_choice": tool_choice})
 
 
 # OpenAI's error shape and status-to-code table are the same for every OpenAI endpoint.
@@ -99,35 +108,25 @@ class _ChatChecker(stream_check.StreamChecker):
     """Adds what a chat delta must respect: role first, nothing after the finish, and
     tool calls that open with a header and whose argument fragments join to JSON."""
 
-    say: ClassVar[dict[str, str]] = {
-        **stream_check.STREAM_SAY,
-        "role-not-first": "expected role only in the first delta of choice {n}, found it again",
-        "content-after-finish": "expected nothing more for choice {n} after its finish at "
-        "event {at}, found delta {found}",
-        "tool-call-start-incomplete": "expected index, id, type and function.name on the "
-        "first delta of tool call {t} of choice {n}, found no {found}",
-        "tool-call-header-repeated": "expected only arguments after the first delta of tool "
-        "call {t} of choice {n}, found {found} again",
-        "tool-arguments-invalid": "expected JSON arguments for tool call {t} of choice {n}, "
-        "found {found}",
-    }
-
     def __init__(self, request: Request | None) -> None:
-        super().__init__(request, "chat.completion.chunk")
-        self.deltas: dict[int, int] = {}
+        super().__init__(request, "chat.completion.chunk", RULES)
+        self.roles: dict[int, Any] = {}  # choice index -> the role of its first delta
         self.tools: dict[int, dict[int, list[str]]] = {}  # choice -> tool -> fragments
 
     def on_choice(self, i: int, n: int, choice: dict[str, Any]) -> None:
         delta = choice.get("delta")
         if not isinstance(delta, dict):
             return  # Azure sends filter-only choices without a delta
-        if self.deltas.get(n) and delta.get("role") is not None:
-            self.flag("role-not-first", i, n=n)
-        self.deltas[n] = self.deltas.get(n, 0) + 1
+        role = delta.get("role")
+        if n not in self.roles:
+            self.roles[n] = role
+        elif role is not None and role != self.roles[n]:
+            first = "none" if self.roles[n] is None else wire.short(self.roles[n])
+            self.flag("role-not-first", i, n=n, first=first, found=wire.short(role))
         if (at := self.finished[n]) is not None and any(
             _filled(value) for key, value in delta.items() if key != "role"
         ):
-            self.flag("content-after-finish", i, n=n, at=at, found=common.short(delta))
+            self.flag("content-after-finish", i, n=n, at=at, found=wire.short(delta))
         calls = delta.get("tool_calls")
         for position, call in enumerate(calls if isinstance(calls, list) else []):
             self.tool_call(i, n, position, call if isinstance(call, dict) else {})
@@ -162,7 +161,7 @@ class _ChatChecker(stream_check.StreamChecker):
                 json.loads("".join(fragments))
             except (ValueError, RecursionError):
                 self.flag(
-                    "tool-arguments-invalid", i, t=t, n=n, found=common.short("".join(fragments))
+                    "tool-arguments-invalid", i, t=t, n=n, found=wire.short("".join(fragments))
                 )
 
     def on_unfinished(self, n: int) -> None:
@@ -178,6 +177,19 @@ def check(request: Request | None, events: Sequence[Event]) -> list[Violation]:
 # --- synthesize -------------------------------------------------------------------------
 
 
+def _choices(request: Request, script: Script) -> int:
+    """How many choices an answer holds: the script's n, else the request's, else 1."""
+    asked = limits.count(limits.body_field(request, "n"))
+    return script.n or (asked if asked is not None and asked >= 1 else 1)
+
+
+LIMITS = (
+    limits.Size("n", "n", limits.number("n")),
+    *limits.script_sizes(_choices, uses_n=True),
+)
+"""What sizes a synthesized answer (checked before synthesis: ``_kit/limits.py``)."""
+
+
 def synthesize(request: Request, script: Script) -> Response:
     """OpenAI's answer to ``script``, streamed when the request asks for a stream.
 
@@ -190,21 +202,18 @@ def synthesize(request: Request, script: Script) -> Response:
     body = request.json if isinstance(request.json, dict) else {}
     rng = random.Random(script.seed)
     head = {
-        "id": common.random_id(rng, "chatcmpl-", 22),
+        "id": wire.random_id(rng, "chatcmpl-", 22),
         "object": "chat.completion.chunk",
-        "created": common.created(rng),
+        "created": wire.created(rng),
         "model": body["model"] if isinstance(body.get("model"), str) else "tapedeck",
     }
     tier = {"service_tier": "default", "system_fingerprint": common.SYSTEM_FINGERPRINT}
-    asked = body.get("n")
-    n = script.n or (asked if type(asked) is int and asked >= 1 else 1)
+    n = _choices(request, script)
     text = DEFAULT_TEXT if script.text is None and not script.tool_calls else script.text
-    ids = [
-        [c.id or common.random_id(rng, "call_", 24) for c in script.tool_calls] for _ in range(n)
-    ]
+    ids = [[c.id or wire.random_id(rng, "call_", 24) for c in script.tool_calls] for _ in range(n)]
     finish = script.finish_reason or ("tool_calls" if script.tool_calls else "stop")
-    pieces = common.pieces(text or "", script.chunk_size)
-    fragments = [common.pieces(c.arguments, script.chunk_size) for c in script.tool_calls]
+    pieces = wire.pieces(text or "", script.chunk_size)
+    fragments = [wire.pieces(c.arguments, script.chunk_size) for c in script.tool_calls]
     completion = n * (len(pieces) + sum(map(len, fragments)))
     prompt = script.prompt_tokens
     if prompt is None:
@@ -241,10 +250,10 @@ def synthesize(request: Request, script: Script) -> Response:
             )
         # OpenAI's key order differs from the chunks': the tier pair comes after usage.
         whole = {**head, "object": "chat.completion", "choices": choices, "usage": usage, **tier}
-        payload = common.dumps(whole)
+        payload = wire.dumps(whole)
         content_type = "application/json"
     headers = common.success_headers(content_type, rng, prompt + completion)
-    return common.with_headers(Response(200, headers, payload, "OK"), script.headers)
+    return wire.with_headers(Response(200, headers, payload, "OK"), script.headers)
 
 
 def _deltas(
@@ -287,11 +296,13 @@ DIALECT = Dialect(
     synthesize=synthesize,
     base_path="/v1",
     environment=common.ENVIRONMENT,
-    rules=table_from(RULES, _ChatChecker.say),
+    rules=RULES,
     upstreams=common.UPSTREAMS,
     midstream_error=conformance.chunk_error,
     recipes=RECIPES,
     knobs=knobs.OPENAI_CHAT,
     conformance=conformance.CHAT,
+    limits=LIMITS,
     secret_headers=common.SECRET_HEADERS,
+    secret_patterns=common.SECRET_PATTERNS,
 )

@@ -1,12 +1,13 @@
-"""What every OpenAI-style dialect puts on the wire: the error shape and its status codes,
-ids, timestamps, headers, usage objects, compact JSON, routes and the SDK environment,
-and the request identity (Azure's deployment and api-version included).
+"""What every OpenAI-style dialect puts on the wire beyond the kit's generic pieces
+(``_kit.wire``: compact JSON, ids, timestamps, text pieces, header overrides): the error
+shape and its status codes, OpenAI's headers and usage objects, the SSE body, routes and
+the SDK environment, and the request identity (Azure's deployment and api-version included).
 
 Where it sits: beside the dialect modules (chat, legacy Completions, embeddings,
-Responses; Anthropic borrows a few generic helpers), importing only ``model``. The
-dialects build their answers from these pieces and match requests with
-``body_identity``; the chunk-stream rules and their checker live apart, in
-``_openai_stream_check``, which imports from here and never the other way round.
+Responses), importing only ``model`` and the kit. The dialects build their answers from
+these pieces and match requests with ``body_identity``; the chunk-stream rules and their
+checker live apart, in ``stream_check``, which imports from here and never the other way
+round.
 
 What it must never do: depend on a dialect or on the stream checker, or change a byte
 it writes. Bundled cassettes and tests pin the synthesized bytes, so an id, a header or
@@ -21,11 +22,11 @@ import json
 import math
 import random
 import re
-import string
 from collections.abc import Sequence
 from typing import Any
 
-from mockserver.dialects.contract import Route, Upstream
+from mockserver.dialects._kit.wire import dumps, with_headers
+from mockserver.dialects.contract import ApiKey, Route, SecretPattern, Upstream
 from mockserver.model import (
     Headers,
     Identity,
@@ -45,16 +46,6 @@ ERROR_CODES: dict[int, str] = {
 """The ``error.code`` OpenAI sends for a status when the error kind says nothing sharper."""
 
 
-# Both below serve the stream checker and the dialects alike (evidence in any sentence;
-# whether to synthesize a usage chunk), so they stay here rather than in the checker.
-
-
-def short(value: Any) -> str:
-    """A value as evidence in a sentence: JSON text, cut at 60 characters."""
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-    return repr(text[:60] + "...") if len(text) > 60 else repr(text)
-
-
 def include_usage(request: Request | None) -> bool | None:
     """Did the request set stream_options.include_usage; None when the request is unknown."""
     if request is None:
@@ -66,32 +57,8 @@ def include_usage(request: Request | None) -> bool | None:
 # --- synthesizing -----------------------------------------------------------------------
 
 
-def dumps(value: Any) -> bytes:
-    """Compact JSON as UTF-8, the way OpenAI writes chunks. A lone surrogate has no UTF-8
-    form: such a value is written with ASCII escapes, the same JSON value."""
-    try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(value, separators=(",", ":")).encode("ascii")
-
-
 def sse_body(chunks: Sequence[Any]) -> bytes:
     return b"".join(b"data: " + dumps(c) + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
-
-
-def random_id(rng: random.Random, prefix: str, length: int) -> str:
-    return prefix + "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(length))
-
-
-def created(rng: random.Random) -> int:
-    """A fixed timestamp per seed (late 2023 to mid 2025), so replays are byte-identical."""
-    return 1_700_000_000 + rng.randrange(50_000_000)
-
-
-def pieces(text: str, size: int) -> list[str]:
-    """``text`` cut every ``size`` characters. Python strings cut between code points, so
-    a piece never holds half a character and every piece encodes to valid UTF-8."""
-    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 def tool_call(call_id: str, name: str, arguments: str) -> dict[str, Any]:
@@ -139,14 +106,6 @@ def success_headers(content_type: str, rng: random.Random, total_tokens: int) ->
         ("openai-version", "2020-10-01"),
         *rate_limit_headers(max(0, total_tokens)),
     )
-
-
-def with_headers(response: Response, extra: Headers) -> Response:
-    """``extra`` appended; a default it names again is dropped, so a script replaces
-    ``retry-after`` or ``x-request-id`` instead of sending two of them."""
-    names = {name.lower() for name, _ in extra}
-    kept = tuple(pair for pair in response.headers if pair[0].lower() not in names)
-    return Response(response.status, kept + extra, response.body, response.reason)
 
 
 # --- errors -----------------------------------------------------------------------------
@@ -273,10 +232,22 @@ def routes(suffix: str, endpoint: str) -> tuple[Route, ...]:
 
 UPSTREAMS = (
     # Azure deployments live under /openai/ on the user's own resource: no default host.
-    Upstream("azure", "", "/openai/"),
-    Upstream("openai", "https://api.openai.com/v1"),
+    Upstream("azure", "", "/openai/", ApiKey(("AZURE_OPENAI_API_KEY",), "api-key", "{key}")),
+    Upstream("openai", "https://api.openai.com/v1", key=ApiKey(("OPENAI_API_KEY",))),
 )
 """Where recording forwards OpenAI-style requests (``--upstream openai=URL``...)."""
 
-SECRET_HEADERS = frozenset({"openai-organization", "openai-project"})
-"""Account ids OpenAI echoes on every answer (Azure's ``api-key`` is a generic one)."""
+SECRET_HEADERS = frozenset({"openai-organization", "openai-project", "ocp-apim-subscription-key"})
+"""Account ids OpenAI echoes on every answer, and the key of Azure API Management in front
+of Azure OpenAI (Azure's own ``api-key`` is a generic one)."""
+
+SECRET_PATTERNS = (
+    SecretPattern.key("OpenAI API key", "sk-", 20, unless="ant-"),
+    SecretPattern.key("OpenAI organization id", "org-", 20),
+    SecretPattern.key("OpenAI project id", "proj_", 20),
+    # OpenAI-compatible providers served by the same routes.
+    SecretPattern.key("Groq API key", "gsk_", 20),
+    SecretPattern.key("Hugging Face token", "hf_", 30),
+    SecretPattern.key("xAI API key", "xai-", 20),
+)
+"""The key and account id shapes of OpenAI and the OpenAI-compatible providers."""

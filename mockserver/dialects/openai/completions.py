@@ -1,6 +1,6 @@
 """OpenAI legacy Completions (``POST /v1/completions``), on OpenAI, Azure and vLLM-style servers.
 
-The same chunk stream as chat (``_openai_stream_check.StreamChecker``: ``[DONE]`` last, the
+The same chunk stream as chat (``stream_check.StreamChecker``: ``[DONE]`` last, the
 include_usage chunk, one finish per choice), but each choice holds ``text`` instead of a
 delta, chunks say ``object: "text_completion"`` (no ``.chunk`` suffix), there is no role,
 and a choice's last text chunk carries its finish_reason (wire-formats.md §3). vLLM's
@@ -13,9 +13,10 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from itertools import accumulate
-from typing import Any, ClassVar
+from typing import Any
 
-from mockserver.dialects._kit.rules import table_from
+from mockserver.dialects._kit import limits, wire
+from mockserver.dialects._kit.rules import Rule, RuleTable
 from mockserver.dialects.contract import Dialect
 from mockserver.dialects.openai import common, conformance, knobs, stream_check
 from mockserver.dialects.openai.recipes_completions import RECIPES
@@ -29,15 +30,28 @@ VOLATILE_FIELDS: dict[str, str] = {
 DEFAULTS: dict[str, Any] = {"stream": False, "n": 1, "echo": False}
 """Fields whose documented default, spelled out, asks for the same answer as leaving it out."""
 
-RULES: dict[str, str] = {
-    **stream_check.STREAM_RULES,
-    "choice-text-missing": "Every choice carries its text as a string (possibly empty); "
-    "Azure's filter-only choices, which carry content_filter_results, are exempt.",
-    "text-after-finish": "After its finish_reason, a choice gets no more text.",
-    "logprobs-shape": "A choice's logprobs is null or an object whose tokens, "
-    "token_logprobs, text_offset (and top_logprobs unless null) are lists of one length.",
-}
-"""Every rule ``check`` enforces, id -> what it requires; a Violation's rule is one of these."""
+RULES = stream_check.STREAM_RULES + RuleTable(
+    Rule(
+        "choice-text-missing",
+        "Every choice carries its text as a string (possibly empty); Azure's filter-only "
+        "choices, which carry content_filter_results, are exempt.",
+        "expected a string text on choice {n}, found {found}",
+    ),
+    Rule(
+        "text-after-finish",
+        "After its finish_reason, a choice gets no more text.",
+        "expected no more text for choice {n} after its finish at event {at}, found {found}",
+        stream_check.ORDERING,
+    ),
+    Rule(
+        "logprobs-shape",
+        "A choice's logprobs is null or an object whose tokens, token_logprobs, text_offset "
+        "(and top_logprobs unless null) are lists of one length.",
+        "expected null or lists of one length under logprobs of choice {n}, found {found}",
+    ),
+)
+"""Every rule ``check`` enforces (the shared chunk-stream rules, then the text-choice ones):
+its id, what it requires, what a violation says; a Violation's rule is one of these."""
 
 DEFAULT_TEXT = "This is a synthesized completion from Tapedeck."
 LOGPROB_KEYS = ("tokens", "token_logprobs", "top_logprobs", "text_offset")
@@ -73,28 +87,19 @@ class _CompletionChecker(stream_check.StreamChecker):
     """Adds what a text choice must respect: a string text, nothing after the finish,
     and logprobs lists that line up."""
 
-    say: ClassVar[dict[str, str]] = {
-        **stream_check.STREAM_SAY,
-        "choice-text-missing": "expected a string text on choice {n}, found {found}",
-        "text-after-finish": "expected no more text for choice {n} after its finish at "
-        "event {at}, found {found}",
-        "logprobs-shape": "expected null or lists of one length under logprobs of choice "
-        "{n}, found {found}",
-    }
-
     def __init__(self, request: Request | None) -> None:
-        super().__init__(request, "text_completion")
+        super().__init__(request, "text_completion", RULES)
 
     def on_choice(self, i: int, n: int, choice: dict[str, Any]) -> None:
         text = choice.get("text")
         if "text" in choice or "content_filter_results" not in choice:
             if not isinstance(text, str):
-                found = common.short(text) if "text" in choice else "no text key"
+                found = wire.short(text) if "text" in choice else "no text key"
                 self.flag("choice-text-missing", i, n=n, found=found)
             elif text and (at := self.finished[n]) is not None:
-                self.flag("text-after-finish", i, n=n, at=at, found=common.short(text))
+                self.flag("text-after-finish", i, n=n, at=at, found=wire.short(text))
         if _logprobs_problem(choice.get("logprobs")):
-            self.flag("logprobs-shape", i, n=n, found=common.short(choice.get("logprobs")))
+            self.flag("logprobs-shape", i, n=n, found=wire.short(choice.get("logprobs")))
 
 
 def check(request: Request | None, events: Sequence[Event]) -> list[Violation]:
@@ -127,6 +132,33 @@ def _logprobs(segments: Sequence[tuple[str, float | None, int]]) -> dict[str, An
     }
 
 
+def _copies(request: Request, script: Script) -> int:
+    """Choices per prompt: the script's n, else the request's, else 1."""
+    asked = limits.count(limits.body_field(request, "n"))
+    return script.n or (asked if asked is not None and asked >= 1 else 1)
+
+
+def _choices(request: Request, script: Script) -> int:
+    return len(prompts(limits.body_field(request, "prompt"))) * _copies(request, script)
+
+
+def _echoed(request: Request, script: Script) -> int | None:
+    """Characters of prompt that ``echo`` repeats in every copy."""
+    if not limits.body_field(request, "echo"):
+        return None
+    texts = prompts(limits.body_field(request, "prompt"))
+    return sum(len(p) for p in texts if isinstance(p, str)) * _copies(request, script)
+
+
+LIMITS = (
+    limits.Size("n", "n", limits.number("n")),
+    limits.Size("choices", "prompts x n", _choices),
+    limits.Size("text", "echoed prompt characters x n", _echoed),
+    *limits.script_sizes(_choices, uses_n=True),
+)
+"""What sizes a synthesized answer (checked before synthesis: ``_kit/limits.py``)."""
+
+
 def synthesize(request: Request, script: Script) -> Response:
     """OpenAI's answer to ``script``, streamed when the request asks for a stream.
 
@@ -143,16 +175,15 @@ def synthesize(request: Request, script: Script) -> Response:
     body = request.json if isinstance(request.json, dict) else {}
     rng = random.Random(script.seed)
     head = {
-        "id": common.random_id(rng, "cmpl-", 29),
+        "id": wire.random_id(rng, "cmpl-", 29),
         "object": "text_completion",
-        "created": common.created(rng),
+        "created": wire.created(rng),
         "model": body["model"] if isinstance(body.get("model"), str) else "tapedeck",
     }
-    asked = body.get("n")
-    copies = script.n or (asked if type(asked) is int and asked >= 1 else 1)
+    copies = _copies(request, script)
     text = DEFAULT_TEXT if script.text is None else script.text
     finish = script.finish_reason or "stop"
-    pieces = common.pieces(text, script.chunk_size)
+    pieces = wire.pieces(text, script.chunk_size)
     scores = random.Random(script.seed ^ 0x1E6AC7)
     values = [-round(scores.random() * 3, 6) for _ in pieces]
     k = body.get("logprobs")
@@ -199,10 +230,10 @@ def synthesize(request: Request, script: Script) -> Response:
         content_type = "text/event-stream; charset=utf-8"
     else:
         listed = [choice(c, segments, True) for c, segments in enumerate(choices)]
-        payload = common.dumps({**head, "choices": listed, "usage": usage})
+        payload = wire.dumps({**head, "choices": listed, "usage": usage})
         content_type = "application/json"
     headers = common.success_headers(content_type, rng, prompt_tokens + completion)
-    return common.with_headers(Response(200, headers, payload, "OK"), script.headers)
+    return wire.with_headers(Response(200, headers, payload, "OK"), script.headers)
 
 
 DIALECT = Dialect(
@@ -216,11 +247,13 @@ DIALECT = Dialect(
     synthesize=synthesize,
     base_path="/v1",
     environment=common.ENVIRONMENT,
-    rules=table_from(RULES, _CompletionChecker.say),
+    rules=RULES,
     upstreams=common.UPSTREAMS,
     midstream_error=conformance.chunk_error,
     recipes=RECIPES,
     knobs=knobs.OPENAI_COMPLETIONS,
     conformance=conformance.COMPLETIONS,
+    limits=LIMITS,
     secret_headers=common.SECRET_HEADERS,
+    secret_patterns=common.SECRET_PATTERNS,
 )

@@ -11,7 +11,7 @@ from typing import Any
 
 from mockserver.dialects._kit.summary import Call, Key, Summary, as_list, counts, event_json, obj
 from mockserver.dialects.contract import Conformance
-from mockserver.model import Event
+from mockserver.model import Event, Request
 
 ERROR_MESSAGE = "The server had an error while processing your request."
 
@@ -41,17 +41,27 @@ def responses_body(
     return {**body, "stream": True}
 
 
-def chunk_error(sequence_number: int) -> bytes:
-    """OpenAI-compatible servers' mid-stream error: a chunk with a top-level ``error``."""
-    error = {"message": ERROR_MESSAGE, "type": "server_error", "param": None, "code": None}
+def chunk_error(
+    sequence_number: int, kind: str = "", message: str = "", request: Request | None = None
+) -> bytes:
+    """OpenAI-compatible servers' mid-stream error: a chunk with a top-level ``error``; the
+    stream then ends without ``[DONE]``."""
+    error = {
+        "message": message or ERROR_MESSAGE,
+        "type": kind or "server_error",
+        "param": None,
+        "code": None,
+    }
     return b"data: " + json.dumps({"error": error}).encode() + b"\n\n"
 
 
-def responses_error(sequence_number: int) -> bytes:
+def responses_error(
+    sequence_number: int, kind: str = "", message: str = "", request: Request | None = None
+) -> bytes:
     data = {
         "type": "error",
-        "code": "server_error",
-        "message": ERROR_MESSAGE,
+        "code": kind or "server_error",
+        "message": message or ERROR_MESSAGE,
         "param": None,
         "sequence_number": sequence_number,
     }

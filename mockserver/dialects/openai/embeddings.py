@@ -19,6 +19,8 @@ from array import array
 from collections.abc import Sequence
 from typing import Any
 
+from mockserver.dialects._kit import limits, wire
+from mockserver.dialects._kit.rules import RuleTable
 from mockserver.dialects.contract import Dialect
 from mockserver.dialects.openai import common
 from mockserver.dialects.openai.recipes_embeddings import RECIPES
@@ -32,7 +34,7 @@ DEFAULTS: dict[str, Any] = {"encoding_format": "float"}
 """The API's default format, spelled out, asks for the same answer as leaving it out (the
 openai SDK itself always sends ``base64`` unless told otherwise)."""
 
-RULES: dict[str, str] = {}
+RULES = RuleTable()
 """No stream, no stream rules."""
 
 MODEL_DIMENSIONS: dict[str, int] = {
@@ -108,6 +110,30 @@ def encode(values: array[float]) -> str:
     return base64.b64encode(values.tobytes()).decode("ascii")
 
 
+def _numbers(request: Request, _: Script) -> int | None:
+    """How many numbers the answer holds: a vector per input, each as long as asked."""
+    items = inputs(limits.body_field(request, "input"))
+    if items is None:
+        return None
+    model = limits.body_field(request, "model")
+    native = MODEL_DIMENSIONS.get(model if isinstance(model, str) else "", DEFAULT_DIMENSIONS)
+    asked = limits.count(limits.body_field(request, "dimensions"))
+    return len(items) * (asked if asked is not None and asked >= 1 else native)
+
+
+def _inputs(request: Request, _: Script) -> int | None:
+    items = inputs(limits.body_field(request, "input"))
+    return None if items is None else len(items)
+
+
+LIMITS = (
+    limits.Size("inputs", "len(input)", _inputs),
+    limits.Size("dimensions", "dimensions", limits.number("dimensions")),
+    limits.Size("values", "len(input) x dimensions", _numbers),
+)
+"""What sizes a synthesized answer (checked before synthesis: ``_kit/limits.py``)."""
+
+
 def synthesize(request: Request, script: Script) -> Response:
     """OpenAI's answer: one vector per input (see ``vector``; ``script.seed`` picks the
     family of vectors), floats or base64 per ``encoding_format``, in OpenAI's
@@ -119,9 +145,7 @@ def synthesize(request: Request, script: Script) -> Response:
     body = request.json if isinstance(request.json, dict) else {}
     items = inputs(body.get("input"))
     if items is None:
-        return common.with_headers(
-            error(400, INVALID_INPUT, "invalid_request_error"), script.headers
-        )
+        return wire.with_headers(error(400, INVALID_INPUT, "invalid_request_error"), script.headers)
     model = body["model"] if isinstance(body.get("model"), str) else "text-embedding-3-small"
     asked = body.get("dimensions")
     dimensions = asked if type(asked) is int and asked >= 1 else None
@@ -143,7 +167,7 @@ def synthesize(request: Request, script: Script) -> Response:
     payload = (json.dumps(whole, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
     base = common.success_headers("application/json", random.Random(script.seed), tokens)
     headers = (base[0], ("openai-model", model), *base[1:])  # OpenAI names the model
-    return common.with_headers(Response(200, headers, payload, "OK"), script.headers)
+    return wire.with_headers(Response(200, headers, payload, "OK"), script.headers)
 
 
 DIALECT = Dialect(
@@ -157,7 +181,10 @@ DIALECT = Dialect(
     synthesize=synthesize,
     base_path="/v1",
     environment=common.ENVIRONMENT,
+    rules=RULES,
     upstreams=common.UPSTREAMS,
     recipes=RECIPES,
     secret_headers=common.SECRET_HEADERS,
+    secret_patterns=common.SECRET_PATTERNS,
+    limits=LIMITS,
 )

@@ -1,6 +1,6 @@
 """Knobs of the OpenAI chunk streams (Chat Completions, legacy Completions): the stream
-request, the legal variations, and one mutation per rule of the shared chunk-stream
-state machine (``_openai_stream_check.STREAM_RULES``) plus the chat rules.
+request, the legal variations, and at least one mutation per rule of each dialect's table
+(``stream_check.STREAM_RULES`` plus the chat or the text-choice rules).
 
 Every mutation is built to break its rule and nothing else: a chunk it adds carries an
 empty value and ``usage: null`` when the stream has include_usage, so that only the
@@ -57,8 +57,15 @@ def chat_request(script: Script, options: Options) -> Request:
     return post("/v1/chat/completions", body)
 
 
+COMPLETIONS_VARIANTS = ("plain", "logprobs")
+"""Legacy Completions streams without and with ``logprobs`` (per-token lists on each choice)."""
+
+
 def completions_request(script: Script, options: Options) -> Request:
-    return post("/v1/completions", _body(script, options, prompt="Tell me something."))
+    body = _body(script, options, prompt="Tell me something.")
+    if options.variant == "logprobs":
+        body["logprobs"] = 1
+    return post("/v1/completions", body)
 
 
 # --- helpers over JSON items -------------------------------------------------------------
@@ -126,6 +133,21 @@ def _empty_values(blank: Callable[[int], dict[str, Any]]) -> Callable[..., list[
     return vary
 
 
+def _repeated_roles(rng: random.Random, frames: list[bytes], request: Request) -> list[bytes]:
+    """The first delta's role repeated on later deltas of its choice, as OpenRouter,
+    Snowflake Cortex and Z.ai send it: legal, the openai SDK reads it."""
+    if rng.random() < 0.5:
+        return frames
+    values = items(frames)
+    seen: set[int] = set()
+    for at in _chunks(values):
+        choice = _choice(values[at])
+        if choice["index"] in seen and isinstance(choice.get("delta"), dict):
+            choice["delta"]["role"] = "assistant"
+        seen.add(choice["index"])
+    return unitems(values)
+
+
 def chat_blank(n: int) -> dict[str, Any]:
     return {"index": n, "delta": {}, "logprobs": None, "finish_reason": None}
 
@@ -174,6 +196,14 @@ def common_mutations(blank: Callable[[int], dict[str, Any]], obj: str) -> tuple[
     def usage_unrequested(v: list[Item], rng: random.Random) -> list[Item]:
         usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
         v.insert(_done(v), {**_like(v[_chunks(v)[0]], blank(0)), "choices": [], "usage": usage})
+        return v
+
+    def usage_on_open_choice(v: list[Item], rng: random.Random) -> list[Item]:
+        # A chunk before a finish, not the finish itself: unasked usage there is no
+        # server's habit (on the finish chunk it is Mistral's, and legal).
+        at = rng.choice(_finishes(v))
+        usage = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}
+        v.insert(at, {**_like(v[at], blank(_choice(v[at])["index"])), "usage": usage})
         return v
 
     def usage_total_wrong(v: list[Item], rng: random.Random) -> list[Item]:
@@ -228,6 +258,7 @@ def common_mutations(blank: Callable[[int], dict[str, Any]], obj: str) -> tuple[
         _m("usage-null-dropped", "usage-null-missing", usage_null_dropped, USAGE),
         _m("usage-dropped", "usage-chunk-missing", usage_dropped, USAGE),
         _m("usage-unrequested", "usage-unrequested", usage_unrequested, NO_USAGE),
+        _m("usage-on-open-choice", "usage-unrequested", usage_on_open_choice, NO_USAGE),
         _m("usage-total-wrong", "usage-arithmetic", usage_total_wrong, USAGE),
         _m("finish-twice", "finish-reason-repeated", finish_twice),
         _m("finish-dropped", "finish-reason-missing", finish_dropped),
@@ -250,8 +281,9 @@ def _calls(v: list[Item]) -> list[tuple[int, dict[str, Any]]]:
 
 
 def chat_mutations() -> tuple[Mutation, ...]:
-    def role_twice(v: list[Item], rng: random.Random) -> list[Item]:
-        _choice(v[rng.choice(_finishes(v))])["delta"]["role"] = "assistant"
+    def role_changed(v: list[Item], rng: random.Random) -> list[Item]:
+        # Another role than the first delta's: a repeat of the same one is legal.
+        _choice(v[rng.choice(_finishes(v))])["delta"]["role"] = "user"
         return v
 
     def content_after_finish(v: list[Item], rng: random.Random) -> list[Item]:
@@ -278,7 +310,7 @@ def chat_mutations() -> tuple[Mutation, ...]:
         return v
 
     return (
-        _m("role-twice", "role-not-first", role_twice),
+        _m("role-changed", "role-not-first", role_changed),
         _m("content-after-finish", "content-after-finish", content_after_finish),
         _m("tool-header-without-id", "tool-call-start-incomplete", header_without_id, TOOLS),
         _m("tool-header-repeated", "tool-call-header-repeated", header_repeated, TOOLS),
@@ -296,9 +328,17 @@ def completions_mutations() -> tuple[Mutation, ...]:
         del _choice(v[rng.choice(_chunks(v))])["text"]
         return v
 
+    def logprobs_misaligned(v: list[Item], rng: random.Random) -> list[Item]:
+        # One list a token short: a client zipping tokens with offsets loses one.
+        scored = [i for i in _chunks(v) if isinstance(_choice(v[i]).get("logprobs"), dict)]
+        logprobs = _choice(v[rng.choice(scored)])["logprobs"]
+        logprobs[rng.choice(["tokens", "token_logprobs", "text_offset"])].pop()
+        return v
+
     return (
         _m("text-after-finish", "text-after-finish", text_after_finish),
         _m("text-missing", "choice-text-missing", text_missing),
+        _m("logprobs-misaligned", "logprobs-shape", logprobs_misaligned, {"variant": "logprobs"}),
     )
 
 
@@ -307,7 +347,7 @@ OPENAI_CHAT = Knobs(
     tools=True,
     choices=True,
     usage_option=True,
-    vary=chain(keep_alive_comments, _empty_values(chat_blank)),
+    vary=chain(keep_alive_comments, _empty_values(chat_blank), _repeated_roles),
     mutations=common_mutations(chat_blank, "chat.completion.chunk") + chat_mutations(),
 )
 
@@ -317,4 +357,5 @@ OPENAI_COMPLETIONS = Knobs(
     usage_option=True,
     vary=chain(keep_alive_comments, _empty_values(text_blank)),
     mutations=common_mutations(text_blank, "text_completion") + completions_mutations(),
+    variants=COMPLETIONS_VARIANTS,
 )

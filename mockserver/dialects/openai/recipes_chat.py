@@ -91,4 +91,17 @@ RECIPES: tuple[Recipe, ...] = (
             seed=6,
         ),
     ),
+    # What README 'Azure OpenAI' sends: AzureOpenAI puts the deployment in the path and the
+    # API version in the query, and both take part in matching.
+    Recipe(
+        "openai_chat/azure-stream.yaml",
+        "/openai/deployments/my-deployment/chat/completions?api-version=2024-10-21",
+        {
+            "model": "my-deployment",
+            "messages": [{"role": "user", "content": "Say hello from Azure."}],
+            "stream": True,
+        },
+        Script(text="Hello from Azure OpenAI!", seed=7),
+        origin="https://my-resource.openai.azure.com",
+    ),
 )

@@ -22,7 +22,9 @@ import re
 from dataclasses import replace
 from typing import Any
 
-from mockserver.dialects._kit.rules import table_from
+from mockserver.dialects._kit import wire
+from mockserver.dialects._kit.limits import script_sizes
+from mockserver.dialects._kit.wire import DEFAULT_TEXT
 from mockserver.dialects.contract import Dialect, Route
 from mockserver.dialects.openai import common, conformance, knobs_responses
 from mockserver.dialects.openai.recipes_responses import RECIPES
@@ -49,8 +51,16 @@ DEFAULTS: dict[str, Any] = {
 }
 """Request fields whose default value, spelled out, asks for the same answer as left out."""
 
-DEFAULT_TEXT = "This is a synthesized reply from Tapedeck."
-__all__ = ["DIALECT", "RULES", "VOLATILE_FIELDS", "check", "error", "identity", "synthesize"]
+__all__ = [
+    "DEFAULT_TEXT",
+    "DIALECT",
+    "RULES",
+    "VOLATILE_FIELDS",
+    "check",
+    "error",
+    "identity",
+    "synthesize",
+]
 
 
 def is_stream(request: Request) -> bool:
@@ -131,7 +141,7 @@ class _Stream:
         self, kind: str, at: dict[str, Any], text: str, field: str = "text", **extra: Any
     ) -> int:
         """``kind``.delta per piece of ``text``, then ``kind``.done; how many pieces."""
-        pieces = common.pieces(text, self.size)
+        pieces = wire.pieces(text, self.size)
         for piece in pieces:
             self.add(kind + ".delta", **at, delta=piece, **extra)
         self.add(kind + ".done", **at, **extra, **{field: text})
@@ -165,7 +175,7 @@ class _Stream:
 
     def body(self) -> bytes:
         return b"".join(
-            b"event: " + e["type"].encode() + b"\ndata: " + common.dumps(e) + b"\n\n"
+            b"event: " + e["type"].encode() + b"\ndata: " + wire.dumps(e) + b"\n\n"
             for e in self.events
         )
 
@@ -184,8 +194,8 @@ def synthesize(request: Request, script: Script) -> Response:
         response = error(script.status, script.error_message, kind)
         if script.status == 429:
             extra = (("retry-after", "1"), *common.rate_limit_headers(0, True))
-            response = common.with_headers(response, extra)
-        return common.with_headers(response, script.headers)
+            response = wire.with_headers(response, extra)
+        return wire.with_headers(response, script.headers)
     body = _obj(request.json)
     rng = random.Random(script.seed)
     prefix = _hex(rng, 18)  # OpenAI's ids of one response share a prefix
@@ -193,7 +203,7 @@ def synthesize(request: Request, script: Script) -> Response:
     def new_id(kind: str) -> str:
         return f"{kind}_{prefix}{_hex(rng, 32)}"
 
-    response_id, created_at = new_id("resp"), common.created(rng)
+    response_id, created_at = new_id("resp"), wire.created(rng)
     text = DEFAULT_TEXT if script.text is None and not script.tool_calls else script.text
     summary = None
     if text is not None and (think := THINK.match(text)):
@@ -208,7 +218,7 @@ def synthesize(request: Request, script: Script) -> Response:
     if summary is not None:
         item: dict[str, Any] = {"id": new_id("rs"), "type": "reasoning", "summary": []}
         if "reasoning.encrypted_content" in (body.get("include") or []):
-            item["encrypted_content"] = "gAAAAA" + common.random_id(rng, "", 120)
+            item["encrypted_content"] = "gAAAAA" + wire.random_id(rng, "", 120)
         thoughts = out.reasoning(item, summary)
     if text is not None and (text or not script.tool_calls):
         item = {"id": new_id("msg"), "type": "message", "status": "in_progress"}
@@ -216,7 +226,7 @@ def synthesize(request: Request, script: Script) -> Response:
         pieces += out.message(item, text, "completed" if terminal == "completed" else "incomplete")
     for call in script.tool_calls:
         item = {"id": new_id("fc"), "type": "function_call", "status": "in_progress"}
-        call_id = call.id or common.random_id(rng, "call_", 24)
+        call_id = call.id or wire.random_id(rng, "call_", 24)
         item.update(arguments="", call_id=call_id, name=call.name)
         pieces += out.function_call(item, call.arguments)
     prompt = script.prompt_tokens
@@ -239,9 +249,9 @@ def synthesize(request: Request, script: Script) -> Response:
         out.add("response." + terminal, response=final)
         payload, content_type = out.body(), "text/event-stream; charset=utf-8"
     else:
-        payload, content_type = common.dumps(final), "application/json"
+        payload, content_type = wire.dumps(final), "application/json"
     headers = common.success_headers(content_type, rng, total)
-    return common.with_headers(Response(200, headers, payload, "OK"), script.headers)
+    return wire.with_headers(Response(200, headers, payload, "OK"), script.headers)
 
 
 def _response(
@@ -306,13 +316,15 @@ DIALECT = Dialect(
     check=check,
     error=error,
     synthesize=synthesize,
+    limits=script_sizes(),
     base_path="/v1",
     environment=common.ENVIRONMENT,
-    rules=table_from(RULES),
+    rules=RULES,
     upstreams=common.UPSTREAMS,
     midstream_error=conformance.responses_error,
     recipes=RECIPES,
     knobs=knobs_responses.KNOBS,
     conformance=conformance.RESPONSES,
     secret_headers=common.SECRET_HEADERS,
+    secret_patterns=common.SECRET_PATTERNS,
 )

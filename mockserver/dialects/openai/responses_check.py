@@ -1,8 +1,8 @@
 """The Responses API stream validator: one pass over typed events, as a state machine of
 output items and their content and summary parts.
 
-Split from ``openai_responses`` to keep each module readable; it imports only ``model``
-and the OpenAI family's shared helpers. The rules come from wire-formats.md §5 and §12.7
+Split from ``responses`` to keep each module readable; it imports only ``model``, the
+kit and its rule table (``responses_rules``). The rules come from wire-formats.md §5 and §12.7
 and from what the openai SDK's stream helper enforces (lib/streaming/responses); wherever
 a rule disagreed with a real recording in the corpus, the recording won: OpenRouter sends
 no ``event:`` lines, ends with ``data: [DONE]``, opens a content part for reasoning text
@@ -14,57 +14,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
-from mockserver.dialects.openai import common, stream_check
+from mockserver.dialects._kit.rules import Findings
+from mockserver.dialects._kit.wire import short
+from mockserver.dialects.openai.responses_rules import RULES
 from mockserver.model import Event, Request, Violation
 
-RULES: dict[str, str] = {
-    "data-not-json": "Every data event is JSON, except a trailing [DONE] (OpenRouter).",
-    "event-without-data": "No block has event:, id: or retry: without data: (the openai SDK "
-    "fails on it); comment-only keep-alive blocks are fine.",
-    "event-shape": "Every event is a JSON object with a string type; item events carry "
-    "integer output_index and part indexes, and string deltas.",
-    "event-name-mismatch": "An event: line, when present, names the data's type "
-    "(OpenRouter sends none, which is fine).",
-    "sequence-number-order": "sequence_number starts at 0 and grows by 1 per event.",
-    "sequence-number-missing": "Either every event carries an integer sequence_number or, "
-    "as on servers predating it, none does.",
-    "created-not-first": "response.created is the first event, and only the first (the SDK's "
-    "stream helper raises otherwise); an error event may replace it.",
-    "in-progress-missing": "response.in_progress (after response.queued, in background mode) "
-    "comes before the first output item and the terminal event.",
-    "response-id-changed": "Every lifecycle event (created, in_progress, completed...) "
-    "carries the same response.id (the SDK raises otherwise).",
-    "terminal-missing": "The stream ends with response.completed, response.failed or "
-    "response.incomplete, unless an error event ended it.",
-    "terminal-status": "The terminal event's response.status names the event: completed, "
-    "failed or incomplete.",
-    "event-after-end": "The terminal event, or an error event, ends the stream: only "
-    "data: [DONE] may follow it.",
-    "data-after-done": "Nothing but comments follows data: [DONE].",
-    "usage-missing": "response.completed and response.incomplete carry a usage object "
-    "(Responses has no include_usage: usage always comes last).",
-    "usage-arithmetic": "Usage has integer counts with total_tokens = input_tokens + "
-    "output_tokens, and cached/reasoning details within them.",
-    "index-order": "Each response.output_item.added takes the next output_index (0, 1, 2...), "
-    "and each content or summary part the next index within its item.",
-    "item-not-open": "Every event of an output item comes between its "
-    "response.output_item.added and its response.output_item.done.",
-    "part-not-open": "Every delta, .done and annotation of a content or summary part comes "
-    "between the part's .added and .done.",
-    "left-open": "Every part is done before its item, and every item before response.completed.",
-    "item-identity-changed": "An item's events name it by its id (item_id), and "
-    "response.output_item.done repeats the added item's type, id and call_id.",
-    "event-wrong-item-type": "Text and refusal events target message items, argument events "
-    "function_call items, reasoning events reasoning items.",
-    "done-text-mismatch": "Each .done event's full text (text, arguments, refusal, part, "
-    "item) equals the part's initial text plus its deltas.",
-    "tool-arguments-invalid": "A function_call's final arguments parse as JSON.",
-    "final-output-mismatch": "The terminal response's output repeats the streamed items: "
-    "same count, types, texts, names and arguments.",
-}
-"""Every rule ``check`` enforces, id -> what it requires; a Violation's rule is one of these."""
+__all__ = ["RULES", "check"]
 
 LIFECYCLE = ("response.created", "response.queued", "response.in_progress")
 TERMINAL = ("response.completed", "response.failed", "response.incomplete")
@@ -128,43 +85,12 @@ class _Item:
         self.next = {"content": 0, "summary": 0}
 
 
-class _Checker(stream_check.StreamChecker):
-    """One pass over the events. Reuses the OpenAI family's reporting (``flag``, and one
-    Violation per rule with a count of the repeats); its chunk rules play no part."""
+class _Checker:
+    """One pass over the events, collecting findings worded by ``RULES``."""
 
-    say: ClassVar[dict[str, str]] = {
-        "data-not-json": "expected a JSON event or a final [DONE], found {found}",
-        "event-without-data": "expected a data: line in a non-comment block, found only {found}",
-        "event-shape": "expected {want}, found {found}",
-        "event-name-mismatch": "expected event: {want} as the data's type, found event: {found}",
-        "sequence-number-order": "expected sequence_number {want}, found {found}",
-        "sequence-number-missing": "expected {want} as on the first event, found {found}",
-        "created-not-first": "expected response.created {want}, found {found}",
-        "in-progress-missing": "expected response.in_progress before {found}, found none",
-        "response-id-changed": "expected response.id {want} as at event {at}, found {found}",
-        "terminal-missing": "expected a terminal response event last, found {found}",
-        "terminal-status": "expected status {want!r} on {kind}, found {found}",
-        "event-after-end": "expected the stream to end after event {at}, found {found}",
-        "data-after-done": "expected nothing after [DONE] at event {at}, found {found}",
-        "usage-missing": "expected a usage object on {kind}, found {found}",
-        "usage-arithmetic": "{found}",
-        "index-order": "expected {what} {want} on {kind}, found {found}",
-        "item-not-open": "expected {kind} while output item {n} is open, found it {found}",
-        "part-not-open": "expected {kind} while {part} of output item {n} is open, found it "
-        "{found}",
-        "left-open": "expected {what} done before {when}, found it still open",
-        "item-identity-changed": "expected {what} {want!r} as added at event {at}, found {found}",
-        "event-wrong-item-type": "expected {kind} on a {want} item, found output item {n} is "
-        "a {found!r}",
-        "done-text-mismatch": "expected {field} {want} (the initial text plus deltas) on "
-        "{kind}, found {found}",
-        "tool-arguments-invalid": "expected JSON arguments for output item {n}, found {found}",
-        "final-output-mismatch": "expected the {kind} output to repeat the streamed items, "
-        "found {found}",
-    }
-
-    def __init__(self, request: Request | None) -> None:
-        super().__init__(request, "response")
+    def __init__(self) -> None:
+        self.findings = Findings(RULES)
+        self.done_at: int | None = None
         self.end_at: int | None = None
         self.first: Any = None  # the first typed event's type
         self.numbered: bool | None = None
@@ -175,9 +101,12 @@ class _Checker(stream_check.StreamChecker):
         self.items: dict[int, _Item] = {}
         self.next_item = 0
 
+    def flag(self, rule: str, index: int, **details: Any) -> None:
+        self.findings.flag(rule, index, **details)
+
     def run(self, events: Sequence[Event]) -> list[Violation]:
         for i, event in enumerate(events):
-            data, short = event.data, common.short
+            data = event.data
             if data is None:
                 fields = [("event", event.event), ("id", event.id), ("retry", event.retry)]
                 if named := [f"{name}: {value}" for name, value in fields if value is not None]:
@@ -209,7 +138,7 @@ class _Checker(stream_check.StreamChecker):
         if self.end_at is None:
             found = f"[DONE] at event {self.done_at}" if self.done_at is not None else "the end"
             self.flag("terminal-missing", -1, found=found)
-        return self.violations()
+        return self.findings.violations()
 
     def sequence(self, i: int, seq: Any) -> None:
         numbered = type(seq) is int
@@ -217,7 +146,7 @@ class _Checker(stream_check.StreamChecker):
             self.numbered = numbered
         elif numbered != self.numbered:
             want = "an integer sequence_number" if self.numbered else "no sequence_number"
-            self.flag("sequence-number-missing", i, want=want, found=common.short(seq))
+            self.flag("sequence-number-missing", i, want=want, found=short(seq))
         if not numbered:
             self.skipped += 1  # counted, so one missing number does not shift the rest
             return
@@ -264,7 +193,7 @@ class _Checker(stream_check.StreamChecker):
         usage = response.get("usage")
         if not isinstance(usage, dict):
             if kind != "response.failed" or usage is not None:
-                self.flag("usage-missing", i, kind=kind, found=common.short(usage))
+                self.flag("usage-missing", i, kind=kind, found=short(usage))
         elif problem := _usage_problem(usage):
             self.flag("usage-arithmetic", i, found=problem)
         if kind == "response.failed":
@@ -279,7 +208,7 @@ class _Checker(stream_check.StreamChecker):
             final = [_digest(item) for item in output]
             pairs = enumerate(zip(streamed, final, strict=False))
             if (k := next((k for k, (a, b) in pairs if a != b), None)) is not None:
-                found = f"item {k} {common.short(final[k])} for {common.short(streamed[k])}"
+                found = f"item {k} {short(final[k])} for {short(streamed[k])}"
                 self.flag("final-output-mismatch", i, kind=kind, found=found)
             elif len(final) != len(streamed):
                 found = f"{len(final)} items for {len(streamed)} streamed"
@@ -293,7 +222,7 @@ class _Checker(stream_check.StreamChecker):
             or not isinstance(item.get("type"), str)
         ):
             want = "an integer output_index and a typed item"
-            self.flag("event-shape", i, want=want, found=common.short(obj))
+            self.flag("event-shape", i, want=want, found=short(obj))
             return
         kind = "response.output_item.added"
         if n != self.next_item:
@@ -370,7 +299,6 @@ class _Checker(stream_check.StreamChecker):
 
     def same_text(self, i: int, kind: str, field: str, want: str, found: Any) -> None:
         if found != want:
-            short = common.short
             self.flag(
                 "done-text-mismatch",
                 i,
@@ -383,7 +311,7 @@ class _Checker(stream_check.StreamChecker):
     def item_done(self, i: int, n: int, item: _Item, done: Any) -> None:
         kind = "response.output_item.done"
         if not isinstance(done, dict):
-            self.flag("event-shape", i, want=f"an item object on {kind}", found=common.short(done))
+            self.flag("event-shape", i, want=f"an item object on {kind}", found=short(done))
             done = {}
         for name in ("type", "id", "call_id"):
             if done.get(name) != item.fields.get(name):
@@ -406,7 +334,7 @@ class _Checker(stream_check.StreamChecker):
                     try:
                         json.loads(arguments if isinstance(arguments, str) else "".join(text))
                     except (ValueError, RecursionError):
-                        self.flag("tool-arguments-invalid", i, n=n, found=common.short(arguments))
+                        self.flag("tool-arguments-invalid", i, n=n, found=short(arguments))
                 continue
             if state == "open":
                 self.flag("left-open", i, what=f"{buffer} part {k} of output item {n}", when=kind)
@@ -420,9 +348,7 @@ def _usage_problem(usage: dict[str, Any]) -> str | None:
     counts = [usage.get(name) for name in names]
     given, out, total = (c if type(c) is int and c >= 0 else -1 for c in counts)
     if min(given, out, total) < 0:
-        return (
-            f"expected integer {', '.join(names)} in the usage object, found {common.short(usage)}"
-        )
+        return f"expected integer {', '.join(names)} in the usage object, found {short(usage)}"
     if total != given + out:
         return f"expected total_tokens = {given} + {out}, found {total}"
     for details, name, bound in (
@@ -439,4 +365,4 @@ def _usage_problem(usage: dict[str, Any]) -> str | None:
 def check(request: Request | None, events: Sequence[Event]) -> list[Violation]:
     """Every rule in RULES over one stream, in one pass; never raises. A rule broken on
     many events is reported once, at its first event, with a count of the rest."""
-    return _Checker(request).run(events)
+    return _Checker().run(events)

@@ -1,10 +1,10 @@
-"""The rules every OpenAI chunk stream obeys, and the one pass that checks them.
+"""The rules every OpenAI chunk stream obeys, as one table, and the one pass that checks them.
 
 Where it sits: a dialect's ``check`` hands a recorded or live SSE stream here after
 framing has cut it into events (chat and legacy Completions subclass ``StreamChecker``
-for what their choices carry; the Responses checker reuses its bookkeeping). It reads
-events and returns violations; wire helpers (ids, headers, errors, usage objects) live
-in ``_openai_common``, which this module only borrows from.
+for what their choices carry, and add their rules to ``STREAM_RULES``). It reads events
+and returns violations; wire helpers (ids, headers, errors, usage objects) live in
+``common`` and the kit's ``wire``, which this module only borrows from.
 
 What it must never do: synthesize or alter bytes, raise on a malformed stream (a bad
 stream is a finding, not a crash), or change a rule id or sentence: the bundled
@@ -15,67 +15,131 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
-from mockserver.dialects._kit.rules import one_per_rule
-from mockserver.dialects.openai.common import include_usage, short
+from mockserver.dialects._kit.rules import Findings, Rule, RuleTable
+from mockserver.dialects._kit.wire import short
+from mockserver.dialects.openai.common import include_usage
 from mockserver.model import Event, Request, Violation
 
-STREAM_RULES: dict[str, str] = {
-    "data-not-json": "Every data event is JSON, except the terminal [DONE].",
-    "event-without-data": "No block has event:, id: or retry: without data: (the openai SDK "
-    "fails on it); comment-only keep-alive blocks are fine.",
-    "done-missing": "The stream ends with data: [DONE], unless a mid-stream error ended it.",
-    "data-after-done": "No data event, not even a second [DONE], follows [DONE].",
-    "event-after-error": "A mid-stream error (a top-level error key, or event: error) ends "
-    "the stream: only [DONE] may follow it.",
-    "chunk-shape": "Every chunk is a JSON object whose choices is a list of objects with "
-    "integer indexes (len(chunk.choices) crashes otherwise).",
-    "chunk-identity-changed": "id, model and created are the same on every chunk; Azure's "
-    "leading prompt-filter chunk (id '', created 0) is exempt.",
-    "object-not-chunk": "object names the endpoint's chunk type (the SDK's stream helper "
-    "drops other chunks); Azure's leading prompt-filter chunk is exempt.",
-    "finish-reason-repeated": "finish_reason is non-null at most once per choice index.",
-    "finish-reason-missing": "Every choice index gets a finish_reason, unless a mid-stream "
-    "error ended the stream.",
-    "usage-chunk-missing": "With include_usage, a usage chunk (choices == [] and a usage "
-    "object) arrives; not repeated when usage-on-choices-chunk fired.",
-    "usage-chunk-duplicate": "At most one usage chunk.",
-    "usage-chunk-not-last": "No chunk with choices follows the usage chunk, which so comes "
-    "after every finish_reason (choice-less extras, e.g. moderation, may follow).",
-    "usage-on-choices-chunk": "With include_usage, no chunk with choices carries a usage "
-    "object (the LiteLLM proxy bug: clients read usage where choices == []).",
-    "usage-null-missing": "With include_usage, every other chunk carries 'usage': null, key "
-    "present (Ollama- and OpenRouter-style servers omit it).",
-    "usage-unrequested": "Without include_usage in the request, no usage chunk is sent.",
-    "usage-arithmetic": "A usage object has integer token counts and total_tokens = "
-    "prompt_tokens + completion_tokens.",
-}
+ORDERING = frozenset({"ordering"})
+TERMINATION = frozenset({"termination"})
+USAGE = frozenset({"usage"})
 
-# What each violation says: what was expected, then what was found.
-STREAM_SAY: dict[str, str] = {
-    "data-not-json": "expected a JSON chunk or [DONE], found {found}",
-    "event-without-data": "expected a data: line in a non-comment block, found only {found}",
-    "done-missing": "expected data: [DONE] as the last event, found the end without it",
-    "data-after-done": "expected nothing after [DONE] at event {at}, found {found}",
-    "event-after-error": "expected the stream to end after the error at event {at}, found {found}",
-    "chunk-shape": "expected an object with a list of choices with integer indexes, found {found}",
-    "chunk-identity-changed": "expected {was} as on event {at}, found {found}",
-    "object-not-chunk": "expected object {want!r}, found {found!r}",
-    "finish-reason-repeated": "expected one finish_reason for choice {n}, found another after "
-    "the one at event {at}",
-    "finish-reason-missing": "expected a finish_reason for choice {n}, found none",
-    "usage-chunk-missing": "expected a usage chunk since include_usage was set, found none",
-    "usage-chunk-duplicate": "expected one usage chunk, found another after event {at}",
-    "usage-chunk-not-last": "expected only [DONE] after the usage chunk at event {at}, found "
-    "a chunk with choices",
-    "usage-on-choices-chunk": "expected usage on its own chunk with choices == [], found it "
-    "on a chunk with choices",
-    "usage-null-missing": "expected 'usage': null on every chunk but the usage chunk, found "
-    "no usage key",
-    "usage-unrequested": "expected no usage chunk since include_usage was not set, found one",
-    "usage-arithmetic": "{found}",
-}
+STREAM_RULES = RuleTable(
+    Rule(
+        "data-not-json",
+        "Every data event is JSON, except the terminal [DONE].",
+        "expected a JSON chunk or [DONE], found {found}",
+    ),
+    Rule(
+        "event-without-data",
+        "No block has event:, id: or retry: without data: (the openai SDK fails on it); "
+        "comment-only keep-alive blocks are fine.",
+        "expected a data: line in a non-comment block, found only {found}",
+    ),
+    Rule(
+        "done-missing",
+        "The stream ends with data: [DONE], unless a mid-stream error ended it.",
+        "expected data: [DONE] as the last event, found the end without it",
+        TERMINATION,
+    ),
+    Rule(
+        "data-after-done",
+        "No data event, not even a second [DONE], follows [DONE].",
+        "expected nothing after [DONE] at event {at}, found {found}",
+        TERMINATION,
+    ),
+    Rule(
+        "event-after-error",
+        "A mid-stream error (a top-level error key, or event: error) ends the stream: only "
+        "[DONE] may follow it.",
+        "expected the stream to end after the error at event {at}, found {found}",
+        ORDERING,
+    ),
+    Rule(
+        "chunk-shape",
+        "Every chunk is a JSON object whose choices is a list of objects with integer indexes "
+        "(len(chunk.choices) crashes otherwise).",
+        "expected an object with a list of choices with integer indexes, found {found}",
+    ),
+    Rule(
+        "chunk-identity-changed",
+        "id, model and created are the same on every chunk; Azure's leading prompt-filter "
+        "chunk (id '', created 0) is exempt.",
+        "expected {was} as on event {at}, found {found}",
+    ),
+    Rule(
+        "object-not-chunk",
+        "object names the endpoint's chunk type (the SDK's stream helper drops other chunks); "
+        "Azure's leading prompt-filter chunk is exempt.",
+        "expected object {want!r}, found {found!r}",
+    ),
+    Rule(
+        "finish-reason-repeated",
+        "finish_reason is non-null at most once per choice index.",
+        "expected one finish_reason for choice {n}, found another after the one at event {at}",
+        ORDERING,
+    ),
+    Rule(
+        "finish-reason-missing",
+        "Every choice index gets a finish_reason, unless a mid-stream error ended the stream.",
+        "expected a finish_reason for choice {n}, found none",
+        ORDERING,
+    ),
+    Rule(
+        "usage-chunk-missing",
+        "With include_usage, a usage chunk (choices == [] and a usage object) arrives; not "
+        "repeated when usage-on-choices-chunk fired.",
+        "expected a usage chunk since include_usage was set, found none",
+        USAGE,
+    ),
+    Rule(
+        "usage-chunk-duplicate",
+        "At most one usage chunk.",
+        "expected one usage chunk, found another after event {at}",
+        USAGE,
+    ),
+    Rule(
+        "usage-chunk-not-last",
+        "No chunk with choices follows the usage chunk, which so comes after every "
+        "finish_reason (choice-less extras, e.g. moderation, may follow).",
+        "expected only [DONE] after the usage chunk at event {at}, found a chunk with choices",
+        ORDERING | USAGE,
+    ),
+    Rule(
+        "usage-on-choices-chunk",
+        "With include_usage, no chunk with choices carries a usage object (the LiteLLM proxy "
+        "bug: clients read usage where choices == []).",
+        "expected usage on its own chunk with choices == [], found it on a chunk with choices",
+        USAGE,
+    ),
+    Rule(
+        "usage-null-missing",
+        "With include_usage, every other chunk carries 'usage': null, key present (Ollama- "
+        "and OpenRouter-style servers omit it).",
+        "expected 'usage': null on every chunk but the usage chunk, found no usage key",
+        USAGE,
+    ),
+    Rule(
+        "usage-unrequested",
+        "Without include_usage in the request, no usage chunk is sent, and no usage rides on "
+        "a chunk that finishes no choice (usage on a finish chunk, unasked, is tolerated: "
+        "Mistral and Groq send it there, and a client reading the last chunk gets it once).",
+        "expected no usage {where} since include_usage was not set, found {found}",
+        USAGE,
+    ),
+    Rule(
+        "usage-arithmetic",
+        "A usage object has integer token counts and total_tokens = prompt_tokens + "
+        "completion_tokens.",
+        "{found}",
+        USAGE,
+    ),
+)
+"""The rules every OpenAI chunk stream obeys, whatever its choices carry; the dialects add
+theirs (``chat.RULES``, ``completions.RULES``). Groups: ``ordering`` (chunk order),
+``termination`` (``[DONE]``), ``usage`` (the include_usage contract)."""
 
 
 def usage_problem(usage: Any) -> str | None:
@@ -90,20 +154,22 @@ def usage_problem(usage: Any) -> str | None:
     return None
 
 
+def _finishes_none(choices: list[dict[str, Any]]) -> bool:
+    return all(choice.get("finish_reason") is None for choice in choices)
+
+
 class StreamChecker:
-    """One pass over a chunk stream, collecting (rule, event index, sentence).
+    """One pass over a chunk stream, collecting findings worded by ``table``.
 
     Subclasses see each choice through ``on_choice`` (before its finish_reason is taken
     into account), each finish through ``on_finish``, and unfinished choices at the end
-    through ``on_unfinished``; their sentences go in ``say``.
+    through ``on_unfinished``; their rules join ``STREAM_RULES`` in the table they pass.
     """
 
-    say: ClassVar[dict[str, str]] = STREAM_SAY
-
-    def __init__(self, request: Request | None, chunk_object: str) -> None:
+    def __init__(self, request: Request | None, chunk_object: str, table: RuleTable) -> None:
         self.include_usage = include_usage(request)
         self.chunk_object = chunk_object
-        self.found: list[tuple[str, int, str]] = []
+        self.findings = Findings(table)
         self.done_at: int | None = None
         self.error_at: int | None = None
         self.usage_at: int | None = None
@@ -112,7 +178,7 @@ class StreamChecker:
         self.finished: dict[int, int | None] = {}  # choice index -> event of its finish
 
     def flag(self, rule: str, index: int, **details: Any) -> None:
-        self.found.append((rule, index, self.say[rule].format(**details)))
+        self.findings.flag(rule, index, **details)
 
     def on_choice(self, i: int, n: int, choice: dict[str, Any]) -> None: ...
 
@@ -168,7 +234,7 @@ class StreamChecker:
             if self.usage_at is not None:
                 self.flag("usage-chunk-duplicate", i, at=self.usage_at)
             elif self.include_usage is False:
-                self.flag("usage-unrequested", i)
+                self.flag("usage-unrequested", i, where="chunk", found="one")
             self.usage_at = self.usage_at if self.usage_at is not None else i
         elif choices and self.usage_at is not None:
             self.flag("usage-chunk-not-last", i, at=self.usage_at)
@@ -177,6 +243,12 @@ class StreamChecker:
             self.flag("usage-on-choices-chunk", i)
         elif self.include_usage and "usage" not in chunk and not prefilter:
             self.flag("usage-null-missing", i)
+        elif self.include_usage is False and usage is not None and _finishes_none(choices):
+            # Unasked usage on a finish chunk is Mistral's and Groq's way (the recordings
+            # win); on any other chunk no server in the corpus sends it, and clients that
+            # add up per-chunk usage (LangChain's chunk merging) would count it twice.
+            found = "it on a chunk that finishes no choice"
+            self.flag("usage-unrequested", i, where="outside a finish chunk", found=found)
         for choice in choices:
             n = choice["index"]
             self.finished.setdefault(n, None)
@@ -216,4 +288,4 @@ class StreamChecker:
     def violations(self) -> list[Violation]:
         """One Violation per rule, at its first event, counting the rest: a report stays
         readable when every chunk of a stream breaks the same rule."""
-        return one_per_rule(self.found)
+        return self.findings.violations()
