@@ -236,7 +236,11 @@ def under_faults(proxy: LiteLLMProxy) -> None:
     (invented,) = [f for f in report.fails if f.rule == "end-invented"]
     assert "[DONE]" in invented.message and "finish reason 'stop'" in invented.message
     assert scenarios(report, "stall-hung") == {"fault-stall"}, context
-    assert report.rules("warn") == set(), context
+    # Whether the text already sent before the reset reaches the client is a race inside
+    # LiteLLM (it drops what it had not flushed when the upstream connection dies): seen
+    # both ways on this machine, so a lost text may be reported, and nothing else.
+    assert report.rules("warn") <= {"text-lost"}, context
+    assert scenarios(report, "text-lost") <= {"fault-reset"}, context
     seen = {f.scenario: f.message for f in report.findings if f.rule == "fault-passed"}
     assert seen["fault-reset"].startswith("an error event after 4 events"), context
     assert seen["fault-error"].startswith("an error event after 4 events"), context
