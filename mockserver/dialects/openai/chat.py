@@ -17,10 +17,8 @@ from typing import Any
 from mockserver.dialects._kit import limits, wire
 from mockserver.dialects._kit.rules import Rule, RuleTable
 from mockserver.dialects._kit.wire import DEFAULT_TEXT as DEFAULT_TEXT  # re-exported
-from mockserver.dialects.contract import Dialect
 from mockserver.dialects.openai import common, conformance, knobs, stream_check
 from mockserver.dialects.openai.recipes_chat import RECIPES
-from mockserver.framing.sse import SSE
 from mockserver.model import Event, Identity, Request, Response, Script, Violation
 
 VOLATILE_FIELDS: dict[str, str] = {
@@ -285,24 +283,17 @@ def _deltas(
     return [(delta, None) for delta in deltas] + [({}, finish)]
 
 
-DIALECT = Dialect(
-    name="openai_chat",
-    routes=common.routes("chat/completions", "chat.completions"),
-    framing=SSE,
+DIALECT = common.dialect(
+    "openai_chat",
+    common.routes("chat/completions", "chat.completions"),
     is_stream=is_stream,
     identity=identity,
     check=check,
-    error=error,
     synthesize=synthesize,
-    base_path="/v1",
-    environment=common.ENVIRONMENT,
     rules=RULES,
-    upstreams=common.UPSTREAMS,
-    midstream_error=conformance.chunk_error,
     recipes=RECIPES,
+    limits=LIMITS,
+    midstream_error=conformance.chunk_error,
     knobs=knobs.OPENAI_CHAT,
     conformance=conformance.CHAT,
-    limits=LIMITS,
-    secret_headers=common.SECRET_HEADERS,
-    secret_patterns=common.SECRET_PATTERNS,
 )

@@ -22,17 +22,32 @@ import json
 import math
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from mockserver.dialects._kit.knobs import Knobs
+from mockserver.dialects._kit.limits import Size
+from mockserver.dialects._kit.rules import RuleTable
 from mockserver.dialects._kit.wire import dumps, with_headers
-from mockserver.dialects.contract import ApiKey, Route, SecretPattern, Upstream
+from mockserver.dialects.contract import (
+    ApiKey,
+    Conformance,
+    Dialect,
+    MidstreamError,
+    Recipe,
+    Route,
+    SecretPattern,
+    Upstream,
+)
+from mockserver.framing.sse import SSE
 from mockserver.model import (
+    Event,
     Headers,
     Identity,
     Request,
     Response,
     Script,
+    Violation,
     canonical_json,
     identity_from,
 )
@@ -251,3 +266,45 @@ SECRET_PATTERNS = (
     SecretPattern.key("xAI API key", "xai-", 20),
 )
 """The key and account id shapes of OpenAI and the OpenAI-compatible providers."""
+
+
+def dialect(
+    name: str,
+    routes: tuple[Route, ...],
+    *,
+    is_stream: Callable[[Request], bool],
+    identity: Callable[[Request], Identity],
+    check: Callable[[Request | None, Sequence[Event]], list[Violation]],
+    synthesize: Callable[[Request, Script], Response],
+    rules: RuleTable,
+    recipes: tuple[Recipe, ...],
+    limits: tuple[Size, ...],
+    midstream_error: MidstreamError | None = None,
+    knobs: Knobs | None = None,
+    conformance: Conformance | None = None,
+    error: Callable[[int, str, str], Response] = error,
+) -> Dialect:
+    """One of OpenAI's protocols: what they all share (SSE, the error shape unless the
+    endpoint writes it its own way, the ``/v1`` base URL, the SDK environment, the
+    upstreams and secrets) plus its own parts."""
+    return Dialect(
+        name=name,
+        routes=routes,
+        framing=SSE,
+        is_stream=is_stream,
+        identity=identity,
+        check=check,
+        error=error,
+        synthesize=synthesize,
+        rules=rules,
+        base_path="/v1",
+        environment=ENVIRONMENT,
+        secret_headers=SECRET_HEADERS,
+        secret_patterns=SECRET_PATTERNS,
+        upstreams=UPSTREAMS,
+        midstream_error=midstream_error,
+        recipes=recipes,
+        knobs=knobs,
+        conformance=conformance,
+        limits=limits,
+    )

@@ -17,10 +17,8 @@ from typing import Any
 
 from mockserver.dialects._kit import limits, wire
 from mockserver.dialects._kit.rules import Rule, RuleTable
-from mockserver.dialects.contract import Dialect
 from mockserver.dialects.openai import common, conformance, knobs, stream_check
 from mockserver.dialects.openai.recipes_completions import RECIPES
-from mockserver.framing.sse import SSE
 from mockserver.model import Event, Identity, Request, Response, Script, Violation
 
 VOLATILE_FIELDS: dict[str, str] = {
@@ -236,24 +234,17 @@ def synthesize(request: Request, script: Script) -> Response:
     return wire.with_headers(Response(200, headers, payload, "OK"), script.headers)
 
 
-DIALECT = Dialect(
-    name="openai_completions",
-    routes=common.routes("completions", "completions"),
-    framing=SSE,
+DIALECT = common.dialect(
+    "openai_completions",
+    common.routes("completions", "completions"),
     is_stream=is_stream,
     identity=identity,
     check=check,
-    error=error,
     synthesize=synthesize,
-    base_path="/v1",
-    environment=common.ENVIRONMENT,
     rules=RULES,
-    upstreams=common.UPSTREAMS,
-    midstream_error=conformance.chunk_error,
     recipes=RECIPES,
+    limits=LIMITS,
+    midstream_error=conformance.chunk_error,
     knobs=knobs.OPENAI_COMPLETIONS,
     conformance=conformance.COMPLETIONS,
-    limits=LIMITS,
-    secret_headers=common.SECRET_HEADERS,
-    secret_patterns=common.SECRET_PATTERNS,
 )

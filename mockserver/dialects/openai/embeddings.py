@@ -21,10 +21,8 @@ from typing import Any
 
 from mockserver.dialects._kit import limits, wire
 from mockserver.dialects._kit.rules import RuleTable
-from mockserver.dialects.contract import Dialect
 from mockserver.dialects.openai import common
 from mockserver.dialects.openai.recipes_embeddings import RECIPES
-from mockserver.framing.sse import SSE
 from mockserver.model import Event, Identity, Request, Response, Script, Violation, canonical_json
 
 VOLATILE_FIELDS: dict[str, str] = {
@@ -170,21 +168,14 @@ def synthesize(request: Request, script: Script) -> Response:
     return wire.with_headers(Response(200, headers, payload, "OK"), script.headers)
 
 
-DIALECT = Dialect(
-    name="openai_embeddings",
-    routes=common.routes("embeddings", "embeddings"),
-    framing=SSE,
+DIALECT = common.dialect(
+    "openai_embeddings",
+    common.routes("embeddings", "embeddings"),
     is_stream=is_stream,
     identity=identity,
     check=check,
-    error=error,
     synthesize=synthesize,
-    base_path="/v1",
-    environment=common.ENVIRONMENT,
     rules=RULES,
-    upstreams=common.UPSTREAMS,
     recipes=RECIPES,
-    secret_headers=common.SECRET_HEADERS,
-    secret_patterns=common.SECRET_PATTERNS,
     limits=LIMITS,
 )

@@ -25,11 +25,10 @@ from typing import Any
 from mockserver.dialects._kit import wire
 from mockserver.dialects._kit.limits import script_sizes
 from mockserver.dialects._kit.wire import DEFAULT_TEXT
-from mockserver.dialects.contract import Dialect, Route
+from mockserver.dialects.contract import Route
 from mockserver.dialects.openai import common, conformance, knobs_responses
 from mockserver.dialects.openai.recipes_responses import RECIPES
 from mockserver.dialects.openai.responses_check import RULES, check
-from mockserver.framing.sse import SSE
 from mockserver.model import Identity, Request, Response, Script
 
 VOLATILE_FIELDS: dict[str, str] = {
@@ -303,28 +302,22 @@ def _response(
     }
 
 
-DIALECT = Dialect(
-    name="openai_responses",
-    routes=(
+DIALECT = common.dialect(
+    "openai_responses",
+    (
         *common.routes("responses", "responses"),
         # AzureOpenAI posts Responses calls here (api-version in the query).
         Route("POST", "/openai/responses", "responses"),
     ),
-    framing=SSE,
     is_stream=is_stream,
     identity=identity,
     check=check,
-    error=error,
     synthesize=synthesize,
-    limits=script_sizes(),
-    base_path="/v1",
-    environment=common.ENVIRONMENT,
     rules=RULES,
-    upstreams=common.UPSTREAMS,
-    midstream_error=conformance.responses_error,
     recipes=RECIPES,
+    limits=script_sizes(),
+    midstream_error=conformance.responses_error,
+    error=error,
     knobs=knobs_responses.KNOBS,
     conformance=conformance.RESPONSES,
-    secret_headers=common.SECRET_HEADERS,
-    secret_patterns=common.SECRET_PATTERNS,
 )
