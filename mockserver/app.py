@@ -13,10 +13,12 @@ chunks leave in one write (per-event writes cost ~7x the CPU: reference/performa
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
+import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from urllib.parse import parse_qsl
 
@@ -27,16 +29,18 @@ from aiohttp.http_writer import StreamWriter
 from mockserver.dialects import ROUTER, RouteMatch, SynthesisLimits, exceeded
 from mockserver.errors import NoMatchingExchange, RecordingError
 from mockserver.fault_wire import error_answer, serve_faulted, take
-from mockserver.faults import Faults, FaultSpec, FaultSpecError
+from mockserver.faults import HEADER, Faults, FaultSpec, FaultSpecError
 from mockserver.framing.http import FRAMING_HEADERS
-from mockserver.index import Entry, Library, prepare
+from mockserver.index import Entry, Library, digest_of, prepare
 from mockserver.intake import Refused, check_depth, own_error, read_body
 from mockserver.misses import for_clients
 from mockserver.model import Exchange, Headers, Request, Response, Script
+from mockserver.paced import serve_paced
+from mockserver.pacer import Pacer
 from mockserver.player import Player, Responder
 from mockserver.recorder import Recorder
 from mockserver.server_limits import DEFAULT_MAX_BODY, DEFAULT_MAX_DEPTH, ServerLimits
-from mockserver.timing import Profile, deadlines, sleep_until
+from mockserver.timing import Profile, Schedule, deadlines, sleep_until
 
 log = logging.getLogger("tapedeck")
 
@@ -65,6 +69,8 @@ class ServerState:
     client: aiohttp.ClientSession | None = None
     synthesis_limits: SynthesisLimits = field(default_factory=SynthesisLimits)
     """How big a synthesized answer may grow (README 'Synthesis limits')."""
+    pacer: Pacer = field(default_factory=Pacer)
+    """Writes the events of paced streams; ``pacer.lateness()`` says how late they left."""
 
     def use(self, player: Responder, recorder: Recorder | None = None) -> None:
         """Answer from ``player`` (and record with ``recorder``) from now on, no scripts."""
@@ -114,7 +120,11 @@ def make_app(
     app[GUARD] = guard
     app[STOPPING] = asyncio.Event()
     app.on_shutdown.append(_stop_reading)
-    app.router.add_route("*", "/{tail:.*}", handle)
+    # What every request needs, bound once: looking each up in the app per request costs
+    # a tenth of a replay.
+    served = Served(state, guard, app[STOPPING])
+    app.on_startup.append(served.bind_clock)
+    app.router.add_route("*", "/{tail:.*}", functools.partial(handle, served))
     app.on_cleanup.append(_close_client)
     return app
 
@@ -130,12 +140,27 @@ async def _close_client(app: web.Application) -> None:
         await client.close()
 
 
-async def handle(http: web.Request) -> web.StreamResponse:
+@dataclass(slots=True)
+class Served:
+    """What the handler answers with: the state, the limits, the shutdown flag, and the
+    loop's clock (bound at start-up: asking for the running loop per request costs a
+    system call, for its fork check)."""
+
+    state: ServerState
+    guard: ServerLimits
+    stopping: asyncio.Event
+    clock: Callable[[], float] = time.monotonic
+
+    async def bind_clock(self, app: web.Application) -> None:
+        self.clock = asyncio.get_running_loop().time
+
+
+async def handle(served: Served, http: web.Request) -> web.StreamResponse:
     match = ROUTER.resolve(http.method, http.path)
     if match is None:
         return unknown_route(http)
     try:
-        return await answer(http, match)
+        return await answer(served, http, match)
     except Exception as exc:  # a bug of ours: still a provider-shaped answer, and we go on
         log.exception("tapedeck failed on %s %s", http.method, http.path)
         message = (
@@ -145,14 +170,15 @@ async def handle(http: web.Request) -> web.StreamResponse:
         return reply(match.dialect.error(500, message, "server_error"), extra=NO_RETRY)
 
 
-async def answer(http: web.Request, match: RouteMatch) -> web.StreamResponse:
-    arrived = asyncio.get_running_loop().time()
-    state = http.app[STATE]
+async def answer(served: Served, http: web.Request, match: RouteMatch) -> web.StreamResponse:
+    arrived = served.clock()
+    state, guard = served.state, served.guard
     dialect = match.dialect
-    app = http.app
-    guard = app[GUARD]
     try:
-        body = await read_body(http, guard, app[STOPPING])
+        body = await read_body(http, guard, served.stopping)
+        known = _known(http, body, state)
+        if known is not None:
+            return await serve(http, known, state, arrived)
         request = build_request(http, body, guard.max_json_depth)
     except Refused as refused:
         log.info("answered %d to %s %s: %s", refused.status, http.method, http.path, refused)
@@ -227,6 +253,26 @@ async def record(
         return reply(error, extra=NO_RETRY)
 
 
+def _known(http: web.Request, body: bytes, state: ServerState) -> Entry | None:
+    """The recording answering a request whose bytes answered from a recording before,
+    found without parsing it (the parse and the identity cost more than the rest of a
+    replay); None when that takes more than a look-up: a recorder, a fault, a player that
+    keeps requests, a body big enough to hash off the loop."""
+    player = state.player
+    if (
+        type(player) is not Player  # a subclass may answer otherwise: ask its ``next``
+        or player.log != 0
+        or len(body) >= OFF_LOOP_BODY
+        or not state.faults.idle
+        or HEADER in http.headers
+        or (state.recorder is not None and state.recorder.records_everything)
+    ):
+        return None
+    query = http.query_string
+    parsed = tuple(parse_qsl(query, keep_blank_values=True)) if query else ()
+    return player.next_known(digest_of(http.method, http.path, parsed, body))
+
+
 def build_request(http: web.Request, body: bytes, max_depth: int = DEFAULT_MAX_DEPTH) -> Request:
     """The request as dialects see it; ``Refused`` (400) for JSON nested deeper than
     ``max_depth``, checked before parsing: the walks that follow (matching, redaction,
@@ -255,9 +301,10 @@ async def serve(
     fault: FaultSpec | None = None,
 ) -> web.StreamResponse:
     response = entry.exchange.response
-    schedule = _schedule(entry, state)
+    pace = entry.exchange.timing is not None or entry.exchange.source == SYNTHESIZED
+    schedule = _schedule(entry, state) if pace else None  # most replays: no call
     if schedule is not None:
-        await sleep_until(arrived + schedule[0])
+        await sleep_until(arrived + schedule.headers)
     if fault is not None:
         return await serve_faulted(http, entry, fault, schedule, arrived)
     if not entry.streaming:
@@ -267,17 +314,16 @@ async def serve(
             headers=entry.headers,
             body=response.body,
         )
-    if schedule is None and http.version >= HttpVersion11:
+    if schedule is not None:
+        return await serve_paced(http, entry, state.pacer, schedule, arrived)
+    if http.version >= HttpVersion11:
         return await _serve_at_once(http, entry)
-    stream = web.StreamResponse(
+    stream = web.StreamResponse(  # HTTP/1.0: no chunks; the body ends when the connection does
         status=response.status, reason=response.reason or None, headers=entry.headers
     )
     try:
         await stream.prepare(http)
-        for number, frame in enumerate(entry.frames):
-            if schedule is not None:
-                await sleep_until(arrived + schedule[1][number])
-            await stream.write(frame)  # one HTTP chunk per event (none under HTTP/1.0)
+        await stream.write(b"".join(entry.frames))
         await stream.write_eof()
     except ConnectionError:
         log.info("client went away during %s", entry.source)
@@ -305,7 +351,7 @@ async def _serve_at_once(http: web.Request, entry: Entry) -> web.StreamResponse:
     return stream
 
 
-def _schedule(entry: Entry, state: ServerState) -> tuple[float, list[float]] | None:
+def _schedule(entry: Entry, state: ServerState) -> Schedule | None:
     """Deadlines after the request's arrival for the headers and each frame, or None:
     recordings keep their recorded pace at ``speed`` > 0; synthesized streams follow the
     profile, when there is one."""

@@ -41,7 +41,7 @@ try:
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     from yaml import SafeDumper as _SafeDumper  # type: ignore[assignment]
 
-__all__ = ["append", "dump", "dumps", "load", "loads"]
+__all__ = ["append", "dump", "dumps", "from_bytes", "load", "loads"]
 
 _FRAMING = frozenset({"content-length", "transfer-encoding", "content-encoding"})
 _NO_WRAP = 1 << 30  # folded long lines are legal YAML but unreadable in a diff
@@ -73,7 +73,13 @@ def load(path: str | os.PathLike[str], name: str | None = None) -> tuple[Exchang
             f"no cassette file at {where} (looked at {os.path.abspath(where)}): check the "
             "path, or record it first with a record mode that writes (once, all)"
         ) from None
-    return loads(storage.complete(data, _GROWING.encode(), _END.encode(), shown), shown)
+    return from_bytes(data, shown)
+
+
+def from_bytes(data: bytes, name: str) -> tuple[Exchange, ...]:
+    """What ``load`` makes of a cassette file's bytes (``name``: how messages call it): the
+    index cache keys its work by the very bytes it parsed."""
+    return loads(storage.complete(data, _GROWING.encode(), _END.encode(), name), name)
 
 
 def loads(text: str | bytes, source: str) -> tuple[Exchange, ...]:

@@ -8,13 +8,17 @@ also 3 when some file held nothing it could check (see ``run_lint``).
 from __future__ import annotations
 
 import argparse
+import gc
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
+from mockserver import loops
 from mockserver.conformance.scenarios import CATALOGUES, DEFAULT_MODEL
 from mockserver.dialects import DEFAULT_DIALECT, LIMITS, upstreams
 from mockserver.errors import TapedeckError
+from mockserver.loops import DEFAULT_LOOP, LOOPS
 from mockserver.recorder import RECORD_MODES
 
 DEFAULT_PORT = 8787
@@ -41,6 +45,17 @@ def port_number(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, found {port}")
     return port
+
+
+def worker_count(text: str) -> int:
+    """``--workers``: a number of processes, 1 or more."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number, found {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"expected 1 or more processes, found {count}")
+    return count
 
 
 def bundled_cassettes() -> Path:
@@ -79,6 +94,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="answer each recording once (default: the last match answers again)",
     )
     serve.add_argument("--max-body-mb", type=float, default=32.0, help="request size limit")
+    serve.add_argument(
+        "--no-index-cache",
+        action="store_true",
+        help="read every cassette, keep no index on disk (README 'Index cache')",
+    )
+    serve.add_argument(
+        "--workers",
+        type=worker_count,
+        default=1,
+        metavar="N",
+        help="processes on the port, one core each (default 1; README 'More than one core')",
+    )
+    serve.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default=DEFAULT_LOOP,
+        help="the event loop: asyncio (default) or uvloop, faster, an extra: pip install "
+        "'llm-tapedeck[uvloop]' (README 'Benchmarks')",
+    )
     guard = serve.add_argument_group("reliability (see README 'Reliability')")
     guard.add_argument(
         "--max-json-depth",
@@ -421,6 +455,7 @@ def run_serve(args: argparse.Namespace) -> int:
     from mockserver.dialects import SynthesisLimits, sdk_environment
     from mockserver.faults import Faults, parse_all
     from mockserver.index import Library
+    from mockserver.index_cache import IndexCache
     from mockserver.player import Player
     from mockserver.recorder import Recorder, parse_upstreams
     from mockserver.redaction import DEFAULT_REDACTION
@@ -429,13 +464,24 @@ def run_serve(args: argparse.Namespace) -> int:
     from mockserver.serving import run
     from mockserver.timing import Profile
 
+    refused = _workers_refusal(args)
+    try:
+        loops.check(args.loop)
+    except loops.LoopUnavailable as exc:
+        refused = refused or str(exc)
+    if refused:
+        print(f"tapedeck serve: {refused}", file=sys.stderr)
+        return 2
     recording = args.record_mode != "none"
     paths = args.cassettes or [Path("cassettes") if recording else bundled_cassettes()]
     if recording:
         given = args.record_to  # "" is refused with the other names that cannot be files
         target = Path(given) if given is not None else _record_target(Path(paths[0]))
         paths = [p for p in paths if Path(p).exists()]
-    library = Library.from_paths(paths)
+    # Read, or mapped from the index cache when a start before saved these very bytes.
+    cache = None if args.no_index_cache else IndexCache.from_environment()
+    library = Library.from_paths(paths, store=cache)
+    saving: list[threading.Thread] = []
     try:
         profile = Profile.parse(args.profile) if args.profile else None
         synthesis_limits = SynthesisLimits.parse(args.limit)
@@ -494,21 +540,88 @@ def run_serve(args: argparse.Namespace) -> int:
         if recorder is not None:
             lines.append(f"  recording ({recorder.mode}) into {recorder.cassette}")
         lines += [f"  fault on purpose: {spec}" for spec in faults.standing]
+        if cache is not None:
+            lines.append(
+                f"  index cache ({cache.folder}): {cache.hits} cassette file(s) from it, "
+                f"{cache.misses} read" + (" (saved to it now)" if cache.misses else "")
+            )
+        if args.workers > 1:
+            lines.append(
+                f"  {args.workers} worker processes: repeats, fault counts and the request "
+                "log are per worker (README 'More than one core')"
+            )
         print("\n".join(lines), flush=True)
+        if cache is not None and args.workers == 1:
+            saving.append(cache.save_in_background())  # written while serving
 
+    def stop_report() -> str:
+        faulted = [request for request in player.requests if request.fault]
+        lines = []
+        if faulted:
+            lines.append(f"Faults applied to the last {len(player.requests)} request(s):")
+            lines += [f"--- {r.summary()}: {r.fault}" for r in faulted]
+        if player.misses:
+            lines.append(f"The last {len(player.misses)} request(s) that matched no recording:")
+            lines += [f"--- {miss.explanation}" for miss in player.misses]
+        return "\n".join(lines)
+
+    # The recordings live as long as the server: out of the garbage collector's sight, a
+    # full collection no longer walks them (a 25 ms stall in paced streams was one), and
+    # forked workers share their pages instead of copying them when it would.
+    gc.freeze()
     try:
-        run(app, args.host, args.port, guard, ready=banner)
+        if args.workers > 1:
+            from mockserver.workers import serve_workers
+
+            def log(line: str) -> None:
+                print(f"tapedeck serve: {line}", file=sys.stderr, flush=True)
+
+            if cache is not None:
+                cache.save()  # now: workers fork only while no other thread runs
+            serve_workers(
+                app,
+                args.host,
+                args.port,
+                guard,
+                args.workers,
+                banner,
+                log=log,
+                report=stop_report,
+                loop=args.loop,
+            )
+            return 0
+        run(app, args.host, args.port, guard, ready=banner, loop=args.loop)
     except OSError as exc:  # the port is taken or not ours to bind; the host is unknown
         print(f"tapedeck serve: {cannot_listen(exc, args.host, args.port)}", file=sys.stderr)
         return 2
-    faulted = [request for request in player.requests if request.fault]
-    if faulted:
-        print(f"Faults applied to the last {len(player.requests)} request(s):")
-        print("\n".join(f"--- {r.summary()}: {r.fault}" for r in faulted))
-    if player.misses:
-        print(f"The last {len(player.misses)} request(s) that matched no recording:")
-        print("\n".join(f"--- {miss.explanation}" for miss in player.misses))
+    finally:
+        for thread in saving:
+            thread.join()  # a cache half-written is no cache: let it finish
+    report = stop_report()
+    if report:
+        print(report)
     return 0
+
+
+def _workers_refusal(args: argparse.Namespace) -> str | None:
+    """``--workers N`` with a setting that cannot hold across N processes: why, and the
+    way out (before anything is loaded)."""
+    if args.workers == 1:
+        return None
+    import contextlib
+
+    from mockserver.faults import parse_all
+    from mockserver.workers import refusal
+
+    counted = False
+    with contextlib.suppress(ValueError):  # a bad spec: the usual message, further on
+        counted = any(spec.times is not None for spec in parse_all(args.fault))
+    return refusal(
+        args.workers,
+        no_repeats=args.no_repeats,
+        record_mode=args.record_mode,
+        fault_times=counted,
+    )
 
 
 def _record_target(path: Path) -> Path:

@@ -23,7 +23,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any
+from typing import Any, cast
 from urllib.parse import unquote, urlsplit
 
 from aiohttp import StreamReader, web
@@ -145,7 +145,8 @@ class GuardedHandler(web.RequestHandler):
         )
         log.warning("refused a connection: %d open, all busy", self.guard.open)
         error = own_error(503, message, "too_many_connections", kind="api_error", retry=True)
-        assert isinstance(transport, asyncio.WriteTransport)
+        # uvloop's transports write like asyncio's without deriving from its classes.
+        transport = cast(asyncio.WriteTransport, transport)
         transport.write(_wire(error))
         # Half-close, then close soon: closing with the client's request unread would
         # reset the connection and could destroy the 503 before the client reads it.
@@ -179,7 +180,7 @@ class GuardedHandler(web.RequestHandler):
         parsed = getattr(self, "_request_count", 0)  # aiohttp's count of messages parsed
         super().data_received(data)
         body = self.body
-        if body is not None and not body.is_eof() and getattr(self, "_request_count", 0) > parsed:
+        if body is not None and getattr(self, "_request_count", 0) > parsed and not body.is_eof():
             # A new message while a body is still arriving can only be aiohttp's parser
             # finding that body's framing broken: it queues the error as a message of its
             # own and leaves the body waiting. Fail the read now, not at the read timeout.
@@ -193,7 +194,8 @@ class GuardedHandler(web.RequestHandler):
         self.guard.waiting.pop(self, None)
         self.awaiting_head = False
         self.head_since = None
-        self.body = body if isinstance(body, StreamReader) else None
+        # By type, not isinstance: StreamReader's ABC check costs a call per request.
+        self.body = body if type(body) is StreamReader else None
 
     async def finish_response(
         self, request: web.BaseRequest, resp: web.StreamResponse, start_time: float | None

@@ -32,7 +32,7 @@ from mockserver.faults import HEADER, FaultSpec, parse
 from mockserver.framing.http import FRAMING_HEADERS
 from mockserver.index import Entry
 from mockserver.model import Request, Response, Script
-from mockserver.timing import sleep_until
+from mockserver.timing import Schedule, sleep_until
 
 log = logging.getLogger("tapedeck")
 
@@ -114,7 +114,7 @@ async def serve_faulted(
     http: web.Request,
     entry: Entry,
     fault: FaultSpec,
-    schedule: tuple[float, list[float]] | None,
+    schedule: Schedule | None,
     arrived: float,
 ) -> web.StreamResponse:
     """Serve ``entry`` with ``fault`` (any kind but ``status``)."""
@@ -147,8 +147,8 @@ async def serve_faulted(
     try:
         await stream.prepare(http)
         for number, event in enumerate(events[:stop]):
-            if schedule is not None and entry.streaming and number < len(schedule[1]):
-                await sleep_until(arrived + schedule[1][number])
+            if schedule is not None and entry.streaming and number < schedule.events:
+                await sleep_until(arrived + schedule.at(number))
             if number == stall:
                 await asyncio.sleep(fault.float("seconds"))
                 arrived += fault.float("seconds")  # a paced stream goes on at its pace

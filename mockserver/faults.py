@@ -166,6 +166,11 @@ class Faults:
             self._numbered += 1
             self.queued.append((spec, self._numbered))
 
+    @property
+    def idle(self) -> bool:
+        """No fault can apply to a request that does not ask for one."""
+        return not self.standing and not self.queued
+
     def choose(self, asked: FaultSpec | None) -> FaultSpec | None:
         """The fault to apply to a request that asked for ``asked`` (its header), if any."""
         with self._lock:

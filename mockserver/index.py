@@ -6,6 +6,10 @@ Everything a request needs is computed here, once: the dialect, the match key, t
 headers, the frames and their chunked wire bytes. A request then costs one dict look-up
 whatever the size of the cassettes. What was played and what missed is the Player's
 (player.py); why a request missed is misses.py's.
+
+Each cassette file makes a ``Segment``. ``from_paths`` given a ``SegmentStore`` (the index
+cache, index_cache.py) asks it for each file's segment, which may come back ``Stored``:
+entries decoded on first use instead of at start.
 """
 
 from __future__ import annotations
@@ -18,12 +22,14 @@ from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from mockserver import cassettes
 from mockserver.dialects import ROUTER, RouteMatch
 from mockserver.dialects.contract import Dialect
 from mockserver.errors import CassetteFormatError
 from mockserver.framing.http import FRAMING_HEADERS, chunked
+from mockserver.lazy_entries import LazyEntries, Stored
 from mockserver.model import Exchange, Headers, Identity, Request, header
 from mockserver.redaction import for_identity
 
@@ -118,6 +124,15 @@ def cassette_files(paths: Iterable[str | os.PathLike[str]]) -> list[Path]:
     return found
 
 
+def digest_of(method: str, path: str, query: tuple[tuple[str, str], ...], body: bytes) -> bytes:
+    """What tells two requests apart before any parsing: the same digest, the same key."""
+    # The repr fixes where each part ends, the body's length where the body does.
+    head = repr((method, path, query, len(body)))
+    seen = hashlib.blake2b(head.encode("utf-8", "surrogatepass"), digest_size=16)
+    seen.update(body)
+    return seen.digest()
+
+
 class KeyCache:
     """The keys of request bodies seen before, least recently used out first.
 
@@ -134,11 +149,7 @@ class KeyCache:
 
     @staticmethod
     def digest(request: Request) -> bytes:
-        # The repr fixes where each part ends, the body's length where the body does.
-        head = repr((request.method, request.path, request.query, len(request.body)))
-        seen = hashlib.blake2b(head.encode("utf-8", "surrogatepass"), digest_size=16)
-        seen.update(request.body)
-        return seen.digest()
+        return digest_of(request.method, request.path, request.query, request.body)
 
     def get(self, digest: bytes) -> Key | None:
         with self._lock:
@@ -158,43 +169,120 @@ class KeyCache:
         return len(self._keys)
 
 
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """What one cassette file adds to a library; positions count within the segment."""
+
+    entries: tuple[Entry, ...] | Stored
+    unserved: tuple[Exchange, ...]
+    index: dict[Key, tuple[int, ...]]
+    buckets: dict[Bucket, tuple[int, ...]]
+
+
+class SegmentStore(Protocol):
+    """Where ``from_paths`` gets a cassette file's segment (the index cache)."""
+
+    def segment(self, path: Path, name: str) -> Segment:
+        """The segment of the cassette at ``path``, its sources named ``name#N``; a
+        CassetteFormatError or CassetteNotFoundError as ``cassettes.load`` raises them."""
+        ...
+
+
+def segment_of(exchanges: Iterable[Exchange]) -> Segment:
+    """Every exchange prepared (those no dialect serves set apart) and indexed by key."""
+    entries: list[Entry] = []
+    unserved: list[Exchange] = []
+    for exchange in exchanges:
+        try:
+            entry = prepare(exchange)
+        except RecursionError:
+            # A recorded body nested past what Python's recursion allows: no request
+            # the server accepts can match it, and it must not crash the start-up.
+            file, _, number = exchange.source.rpartition("#")
+            raise CassetteFormatError(
+                file or exchange.source,
+                int(number) if number.isdigit() else None,
+                "expected a request body nested less deeply, found one too deep to "
+                "index (the server refuses requests nested past its JSON depth limit, "
+                "so none could match it); remove or shorten this interaction",
+            ) from None
+        if entry is None:
+            unserved.append(exchange)
+        else:
+            entries.append(entry)
+    return Segment(tuple(entries), tuple(unserved), *_indexed(entry.key for entry in entries))
+
+
+def _indexed(
+    keys: Iterable[Key],
+) -> tuple[dict[Key, tuple[int, ...]], dict[Bucket, tuple[int, ...]]]:
+    index: dict[Key, list[int]] = {}
+    buckets: dict[Bucket, list[int]] = {}
+    for position, key in enumerate(keys):
+        index.setdefault(key, []).append(position)
+        buckets.setdefault(key[:3], []).append(position)
+    return (
+        {key: tuple(value) for key, value in index.items()},
+        {key: tuple(value) for key, value in buckets.items()},
+    )
+
+
+def _merged(segments: Sequence[Segment]) -> Segment:
+    """One segment of several, in order: positions shifted by the entries before."""
+    if len(segments) == 1:
+        return segments[0]
+    index: dict[Key, list[int]] = {}
+    buckets: dict[Bucket, list[int]] = {}
+    offset = 0
+    for segment in segments:
+        for key, positions in segment.index.items():
+            index.setdefault(key, []).extend(offset + p for p in positions)
+        for bucket, positions in segment.buckets.items():
+            buckets.setdefault(bucket, []).extend(offset + p for p in positions)
+        offset += len(segment.entries)
+    parts = [segment.entries for segment in segments]
+    eager = [part for part in parts if isinstance(part, tuple)]
+    entries = tuple(e for part in eager for e in part) if len(eager) == len(parts) else None
+    return Segment(
+        entries if entries is not None else LazyEntries(parts),
+        tuple(exchange for segment in segments for exchange in segment.unserved),
+        {key: tuple(value) for key, value in index.items()},
+        {key: tuple(value) for key, value in buckets.items()},
+    )
+
+
 class Library:
     """Recorded exchanges indexed by match key; immutable once built, shared freely."""
 
+    entries: tuple[Entry, ...] | LazyEntries
+
     def __init__(self, exchanges: Iterable[Exchange]) -> None:
-        entries: list[Entry] = []
-        unserved: list[Exchange] = []
-        for exchange in exchanges:
-            try:
-                entry = prepare(exchange)
-            except RecursionError:
-                # A recorded body nested past what Python's recursion allows: no request
-                # the server accepts can match it, and it must not crash the start-up.
-                file, _, number = exchange.source.rpartition("#")
-                raise CassetteFormatError(
-                    file or exchange.source,
-                    int(number) if number.isdigit() else None,
-                    "expected a request body nested less deeply, found one too deep to "
-                    "index (the server refuses requests nested past its JSON depth limit, "
-                    "so none could match it); remove or shorten this interaction",
-                ) from None
-            if entry is None:
-                unserved.append(exchange)
-            else:
-                entries.append(entry)
-        self.entries: tuple[Entry, ...] = tuple(entries)
-        self.unserved: tuple[Exchange, ...] = tuple(unserved)
-        index: dict[Key, list[int]] = {}
-        buckets: dict[Bucket, list[int]] = {}
-        for position, entry in enumerate(self.entries):
-            index.setdefault(entry.key, []).append(position)
-            buckets.setdefault(entry.key[:3], []).append(position)
-        self._index = {key: tuple(value) for key, value in index.items()}
-        self._buckets = {key: tuple(value) for key, value in buckets.items()}
+        self._adopt(segment_of(exchanges))
+
+    def _adopt(self, segment: Segment) -> None:
+        entries = segment.entries
+        if isinstance(entries, tuple | LazyEntries):
+            self.entries = entries
+        else:
+            self.entries = LazyEntries([entries])
+        self.unserved: tuple[Exchange, ...] = segment.unserved
+        self._index = segment.index
+        self._buckets = segment.buckets
         self._keys = KeyCache()
 
     @classmethod
-    def from_paths(cls, paths: Iterable[str | os.PathLike[str]]) -> Library:
+    def from_segments(cls, segments: Sequence[Segment]) -> Library:
+        """The library of the segments in order (one per cassette file)."""
+        library = cls.__new__(cls)
+        library._adopt(_merged(segments) if segments else segment_of(()))
+        return library
+
+    @classmethod
+    def from_paths(
+        cls, paths: Iterable[str | os.PathLike[str]], store: SegmentStore | None = None
+    ) -> Library:
+        """The cassettes named (folders searched), each file's segment from ``store``
+        when given (the index cache), else read and prepared here."""
         # Loading builds millions of small objects that all live on: the cyclic garbage
         # collector would rescan them again and again (40 s instead of 12 s for 100,000
         # interactions, measured by benchmarks/run.py), so it waits until the end.
@@ -202,20 +290,29 @@ class Library:
         gc.disable()
         try:
             exchanges: list[Exchange] = []
+            segments: list[Segment] = []
             for given in paths:
                 folder = Path(given) if Path(given).is_dir() else None
                 for path in cassette_files([given]):
                     # Named relative to the folder searched: a server's clients read
                     # "openai/chat.yaml#3" in a miss, not where the server keeps it.
                     name = str(path.relative_to(folder)) if folder is not None else None
-                    exchanges.extend(cassettes.load(path, name))
-            return cls(exchanges)
+                    if store is None:
+                        exchanges.extend(cassettes.load(path, name))
+                    else:
+                        segments.append(store.segment(path, name or os.fspath(path)))
+            return cls(exchanges) if store is None else cls.from_segments(segments)
         finally:
             if collecting:
                 gc.enable()
 
     def __len__(self) -> int:
         return len(self.entries)
+
+    def key_at(self, position: int) -> Key:
+        """The key of the entry at ``position`` (without decoding a stored entry)."""
+        entries = self.entries
+        return entries.key(position) if isinstance(entries, LazyEntries) else entries[position].key
 
     def key(self, request: Request, match: RouteMatch) -> Key:
         """``key_for(request, match)``; remembered when it is a recording's key."""
@@ -225,9 +322,14 @@ class Library:
             key = key_for(request, match)
             positions = self._index.get(key)
             if positions:  # the index's own key: the cache holds no body, no identity
-                key = self.entries[positions[0]].key
+                key = self.key_at(positions[0])
                 self._keys.put(seen, key)
         return key
+
+    def known(self, digest: bytes) -> Key | None:
+        """The key of a request seen before whose ``digest_of`` is ``digest``, if it
+        matched a recording then: that request need not be parsed again."""
+        return self._keys.get(digest)
 
     def positions(self, key: Key) -> tuple[int, ...]:
         return self._index.get(key, ())

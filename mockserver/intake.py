@@ -72,7 +72,8 @@ async def read_body(http: web.BaseRequest, limits: ServerLimits, stopping: async
     that does not decode or is not framed as its headers say, 413 over ``max_body``
     (counted after decoding: a decompression bomb stops there), 408 when it takes over
     ``read_timeout``, 503 when the server starts shutting down meanwhile."""
-    check_encoding(http)
+    if "Content-Encoding" in http.headers:
+        check_encoding(http)
     if http.content.is_eof():  # the whole body came with the head: nothing to wait for
         return await _read(http, limits)
     reading = asyncio.ensure_future(_read(http, limits))

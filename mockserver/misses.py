@@ -57,12 +57,10 @@ def nearest(
     got = {name: _window(value) for name, value in key[3]}
 
     def changed(position: int) -> set[str]:
-        return {
-            name for name, _ in got_pairs.symmetric_difference(library.entries[position].key[3])
-        }
+        return {name for name, _ in got_pairs.symmetric_difference(library.key_at(position)[3])}
 
     def distance(position: int) -> float:
-        recorded = dict(library.entries[position].key[3])
+        recorded = dict(library.key_at(position)[3])
         names = changed(position)
         similar = sum(
             difflib.SequenceMatcher(None, _window(recorded.get(n, "")), got.get(n, "")).ratio()
@@ -74,7 +72,7 @@ def nearest(
         max(SHORTLIST, count), candidates, key=lambda p: (len(changed(p)), p)
     )
     ranked = sorted(shortlist, key=lambda p: (distance(p), p))[:count]
-    return [(differences(library.entries[p].key[3], key[3]), p) for p in ranked]
+    return [(differences(library.key_at(p)[3], key[3]), p) for p in ranked]
 
 
 def explain_miss(library: Library, request: Request, key: Key, played: Sequence[int]) -> str:

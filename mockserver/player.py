@@ -98,14 +98,35 @@ class Player:
         with self._lock:
             self._keep(self.requests, request)
             positions = self.library.positions(key)
-            for position in positions:
-                if self._plays[position] == 0:
-                    self._plays[position] = 1
-                    return self.library.entries[position]
-            if positions and self.allow_repeats:
-                self._plays[positions[-1]] += 1
-                return self.library.entries[positions[-1]]
-        raise NoMatchingExchange(explain_miss(self.library, request, key, positions))
+            entry = self._play(positions)
+        if entry is None:
+            raise NoMatchingExchange(explain_miss(self.library, request, key, positions))
+        return entry
+
+    def next_known(self, digest: bytes) -> Entry | None:
+        """The fast road for a request answered from a recording before, known by its
+        ``digest_of`` alone (parsing it again would cost more than answering it): its next
+        entry; None when the road is closed, and then ``next`` decides. Open only when
+        nothing about a request is kept (``log`` 0, what ``tapedeck serve`` runs with)."""
+        if self.log != 0:
+            return None
+        key = self.library.known(digest)
+        if key is None:
+            return None
+        with self._lock:
+            return self._play(self.library.positions(key))
+
+    def _play(self, positions: tuple[int, ...]) -> Entry | None:
+        """The first recording of ``positions`` not played yet, or the last one again when
+        repeats are allowed; marked played (called under the lock)."""
+        for position in positions:
+            if self._plays[position] == 0:
+                self._plays[position] = 1
+                return self.library.entries[position]
+        if positions and self.allow_repeats:
+            self._plays[positions[-1]] += 1
+            return self.library.entries[positions[-1]]
+        return None
 
     def note_miss(self, request: Request, explanation: str) -> bool:
         """A request nothing answered: a failure of the test, listed in ``misses``; or,

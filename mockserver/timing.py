@@ -54,12 +54,34 @@ class Profile:
         return Timing(headers=min(self.ttft, 0.05), events=tuple(offsets))
 
 
-def deadlines(timing: Timing, frames: int, speed: float) -> tuple[float, list[float]] | None:
-    """(headers, per-frame) offsets in seconds at ``speed``; None when the timing does not
-    fit the frames (then the stream goes out unpaced) or speed is 0."""
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """When one stream's headers and events are due, in seconds after its request arrived:
+    the recorded offsets over the speed, computed when asked. A paced stream holds this
+    (two references) instead of a deadline per event (1,000 floats are ~32 KiB a stream)."""
+
+    timing: Timing
+    speed: float
+
+    @property
+    def headers(self) -> float:
+        return self.timing.headers / self.speed
+
+    @property
+    def events(self) -> int:
+        return len(self.timing.events)
+
+    def at(self, number: int) -> float:
+        """Event ``number``'s offset."""
+        return self.timing.events[number] / self.speed
+
+
+def deadlines(timing: Timing, frames: int, speed: float) -> Schedule | None:
+    """When the headers and each of ``frames`` events are due at ``speed``; None when the
+    timing does not fit the frames (then the stream goes out unpaced) or speed is 0."""
     if speed <= 0 or len(timing.events) != frames:
         return None
-    return timing.headers / speed, [offset / speed for offset in timing.events]
+    return Schedule(timing, speed)
 
 
 async def sleep_until(deadline: float) -> None:

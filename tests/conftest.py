@@ -8,6 +8,8 @@ and the run says so once, in one line at the end, with how to run them.
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -55,7 +57,16 @@ def corpus() -> Path:
     return corpus_root()
 
 
+TEST_CACHE = pytest.StashKey[Path]()
+
+
 def pytest_configure(config: pytest.Config) -> None:
+    if "TAPEDECK_CACHE_DIR" not in os.environ:
+        # The servers the suite starts keep their index cache in a folder of the run's
+        # own (xdist workers inherit it), never in the user's (README 'Index cache').
+        folder = Path(tempfile.mkdtemp(prefix="tapedeck-test-cache-"))
+        os.environ["TAPEDECK_CACHE_DIR"] = str(folder)
+        config.stash[TEST_CACHE] = folder
     configured = os.environ.get("TAPEDECK_CORPUS")
     if configured and not has_corpus():
         # Asked for by name: a typo must not turn into a green run that tested nothing.
@@ -63,6 +74,13 @@ def pytest_configure(config: pytest.Config) -> None:
             f"TAPEDECK_CORPUS={configured} is not a folder: point it at the folder of the "
             "real-world cassettes (shared/corpus), or unset it to skip the corpus tests"
         )
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    folder = config.stash.get(TEST_CACHE, None)
+    if folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+        os.environ.pop("TAPEDECK_CACHE_DIR", None)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -16,21 +16,22 @@ ROOT = Path(mockserver.__file__).parent
 # modules and those of any earlier layer.
 LAYERS = [
     {"errors", "model", "server_limits"},
-    {"framing", "timing", "storage", "safe_yaml", "intake", "faults"},
+    {"framing", "timing", "loops", "storage", "safe_yaml", "intake", "faults"},
     {"dialects"},
     {"credentials", "shape"},
     {"redaction"},
-    {"cassettes"},
+    {"cassettes", "lazy_entries"},  # lazy_entries: the index's entries decoded on demand
     {"validation", "index", "synth", "cassette_secrets"},  # lint reads cassette files
-    {"misses", "fault_wire"},
-    {"player"},
+    {"misses", "fault_wire", "pacer", "index_codec"},  # pacer: every paced stream, one timer
+    {"player", "index_cache"},  # index_cache: where index_codec's files live, and when
+    {"paced"},  # a paced stream on the wire: its headers, then the pacer
     {"recorder", "conformance"},
     {"app", "drift"},
     {"connections"},  # each connection under the limits: timeouts, count, broken HTTP
-    {"serving"},  # the app on a socket, through those connections
-    {"server_thread"},
+    {"serving", "listeners"},  # the app on a socket, through those connections
+    {"server_thread", "workers"},  # on a thread for tests; in forked processes for serve
     {"cli"},
-    {"__main__"},
+    {"__main__", "gunicorn"},
 ]
 RANK = {name: rank for rank, layer in enumerate(LAYERS) for name in layer}
 

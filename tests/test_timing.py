@@ -84,4 +84,7 @@ def test_profiles_are_seeded_and_parsed() -> None:
 def test_a_timing_that_does_not_fit_the_frames_is_not_used() -> None:
     assert deadlines(Timing(0.0, (0.1, 0.2)), frames=3, speed=1.0) is None
     assert deadlines(Timing(0.0, (0.1, 0.2)), frames=2, speed=0.0) is None
-    assert deadlines(Timing(0.1, (0.1, 0.2)), frames=2, speed=2.0) == (0.05, [0.05, 0.1])
+    schedule = deadlines(Timing(0.1, (0.1, 0.2)), frames=2, speed=2.0)
+    assert schedule is not None
+    assert (schedule.headers, schedule.events) == (0.05, 2)
+    assert (schedule.at(0), schedule.at(1)) == (0.05, 0.1)

@@ -6,6 +6,7 @@ registry builds one ``Router`` over every dialect (``dialects.ROUTER``).
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -49,10 +50,20 @@ def _compile(pattern: str) -> tuple[re.Pattern[str], int]:
     return re.compile(regex + r"\Z"), literal
 
 
+RESOLVED_CACHE_SIZE = 1024
+REMEMBERED_PATH = 512  # characters: longer paths are resolved each time, not kept
+
+
 class Router:
-    """Maps (method, path) to a dialect route; static paths by dict, patterns by regex."""
+    """Maps (method, path) to a dialect route; static paths by dict, patterns by regex.
+
+    A client sends the same few paths again and again, and normalizing a path and trying
+    the patterns cost more than the rest of routing a request: the last
+    RESOLVED_CACHE_SIZE answers are remembered (the router never changes, so they never
+    go stale; a client inventing paths only evicts them)."""
 
     def __init__(self, dialects: Mapping[str, Dialect]) -> None:
+        self._remembered = functools.lru_cache(maxsize=RESOLVED_CACHE_SIZE)(self._resolve)
         self._static: dict[tuple[str, str], tuple[Dialect, Route]] = {}
         patterns: list[tuple[int, str, re.Pattern[str], Dialect, Route]] = []
         for dialect in dialects.values():
@@ -70,6 +81,12 @@ class Router:
         )
 
     def resolve(self, method: str, path: str) -> RouteMatch | None:
+        if len(path) > REMEMBERED_PATH:
+            return self._resolve(method, path)
+        match: RouteMatch | None = self._remembered(method, path)
+        return match
+
+    def _resolve(self, method: str, path: str) -> RouteMatch | None:
         path = normalize_path(path)
         method = method.upper()
         found = self._static.get((method, path))
