@@ -174,7 +174,7 @@ def measure(settings: bench.Settings, folder: Path, gate: bench.QuietGate) -> di
 
 def render(report: dict[str, Any]) -> list[str]:
     out = [
-        "6. Workers: tapedeck serve --workers 1 vs 2 (nothing pinned: the load generators "
+        "8. Workers: tapedeck serve --workers 1 vs 2 (nothing pinned: the load generators "
         "share the cores)"
     ]
     for kind, unit in (("stream", "streams/s"), ("json", "req/s")):
