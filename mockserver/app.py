@@ -2,7 +2,9 @@
 freshly recorded) bytes.
 
     route -> read body -> Request -> Responder.next -> serve Entry (paced or not)
-                                  \\-> miss: record upstream, synthesize, or a provider error
+                      |           \\-> miss: record upstream, synthesize, or a provider error
+                      \\-> bytes answered from a recording before, nothing to keep:
+                          digest -> Player.next_known -> serve Entry   (``_known``)
 
 Every failure is answered in the shape of the provider the client thinks it talks to,
 with ``x-should-retry: false`` where a retry cannot help, and the server keeps serving.
