@@ -168,6 +168,13 @@ class StoredEntries:
         return self._keys[self._numbers[position]]
 
 
+MAP_ABOVE = 8 * 1024 * 1024
+"""Index files up to this size are read into memory, larger ones mapped: a mapping holds
+a file descriptor for as long as it lives (CPython duplicates it), and a server counts its
+descriptors (``server_limits.FD_RESERVE``): a folder of small cassettes must not hold one
+each, while the few large ones, which a mapping is for, hold one each."""
+
+
 def read(path: Path, key: bytes, name: str) -> Segment:
     """The segment stored at ``path`` for ``key``, its sources named ``name#N``; its
     entries stay in the file (mapped) until used. CorruptIndex when the file is not
@@ -176,6 +183,9 @@ def read(path: Path, key: bytes, name: str) -> Segment:
         size = file.seek(0, 2)
         if size < HEADER.size + 3 * DIGEST:
             raise CorruptIndex(f"{size} bytes, shorter than any index file")
+        if size <= MAP_ABOVE:
+            file.seek(0)
+            return _segment(memoryview(file.read()), key, name)
         mapped = mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
     view = memoryview(mapped)
     try:

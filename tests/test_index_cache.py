@@ -255,6 +255,25 @@ def test_one_file_under_two_names_shares_its_cache_file(tmp_path: Path) -> None:
     assert library.entries[0].source == f"{path}#0"
 
 
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+def test_a_warm_cache_holds_no_file_descriptor_per_small_cassette(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A server counts its descriptors (server_limits.FD_RESERVE): 40 small cassettes must
+    # not hold 40 of them; a large index file, mapped, holds one while it is used.
+    paths = [write(tmp_path / f"c{n}.yaml", chat_exchange(f"q{n}", "a")) for n in range(40)]
+    cached(paths, tmp_path / "cache")
+    before = len(os.listdir("/proc/self/fd"))
+    warm, cache = cached(paths, tmp_path / "cache")
+    assert cache.hits == 40
+    assert len(os.listdir("/proc/self/fd")) - before <= 1
+    monkeypatch.setattr(index_codec, "MAP_ABOVE", 0)  # every file "large": mapped
+    mapped, _ = cached(paths[:3], tmp_path / "cache")
+    assert len(os.listdir("/proc/self/fd")) - before >= 3
+    assert_same(warm, Library.from_paths(paths))
+    assert_same(mapped, Library.from_paths(paths[:3]))
+
+
 def test_a_missing_cassette_fails_as_without_a_cache(tmp_path: Path) -> None:
     missing = tmp_path / "gone.yaml"
     with pytest.raises(Exception) as without:
