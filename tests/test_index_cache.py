@@ -255,7 +255,7 @@ def test_one_file_under_two_names_shares_its_cache_file(tmp_path: Path) -> None:
     assert library.entries[0].source == f"{path}#0"
 
 
-@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts descriptors in /proc")
+@pytest.mark.skipif(not Path("/dev/fd").is_dir(), reason="counts open descriptors in /dev/fd")
 def test_a_warm_cache_holds_no_file_descriptor_per_small_cassette(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -263,13 +263,13 @@ def test_a_warm_cache_holds_no_file_descriptor_per_small_cassette(
     # not hold 40 of them; a large index file, mapped, holds one while it is used.
     paths = [write(tmp_path / f"c{n}.yaml", chat_exchange(f"q{n}", "a")) for n in range(40)]
     cached(paths, tmp_path / "cache")
-    before = len(os.listdir("/proc/self/fd"))
+    before = len(os.listdir("/dev/fd"))
     warm, cache = cached(paths, tmp_path / "cache")
     assert cache.hits == 40
-    assert len(os.listdir("/proc/self/fd")) - before <= 1
+    assert len(os.listdir("/dev/fd")) - before <= 1
     monkeypatch.setattr(index_codec, "MAP_ABOVE", 0)  # every file "large": mapped
     mapped, _ = cached(paths[:3], tmp_path / "cache")
-    assert len(os.listdir("/proc/self/fd")) - before >= 3
+    assert len(os.listdir("/dev/fd")) - before >= 3
     assert_same(warm, Library.from_paths(paths))
     assert_same(mapped, Library.from_paths(paths[:3]))
 

@@ -141,11 +141,30 @@ def test_many_streams_interleave_and_each_gets_its_own_bytes() -> None:
     )
 
 
-def test_a_client_that_leaves_mid_stream_frees_its_stream() -> None:
+def test_a_client_that_leaves_mid_stream_frees_its_stream(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # 40 events 20 ms apart: the client leaves after the first, long before the last.
     exchange = paced_exchange("x" * 4 * 37, lambda n: 0.002 + 0.02 * n)
     frames = sse.frames(exchange.response.body)
     state = ServerState(Player(Library([exchange])), speed=1.0)
+    ended = threading.Event()
+    outcomes: list[bool] = []
+    play = state.pacer.play
+
+    def watched(*args: object) -> asyncio.Future[bool]:
+        # On the server's loop: the stream's future, told to wake this thread when it
+        # ends (after the pacer's own callback, which drops the stream).
+        done = play(*args)  # type: ignore[arg-type]
+
+        def tell(future: asyncio.Future[bool]) -> None:
+            outcomes.append(future.result())
+            ended.set()
+
+        done.add_done_callback(tell)
+        return done
+
+    monkeypatch.setattr(state.pacer, "play", watched)
     with BackgroundServer(state) as server:
         port = int(server.url.rsplit(":", 1)[1])
         with socket.create_connection(("127.0.0.1", port)) as sock:
@@ -155,9 +174,8 @@ def test_a_client_that_leaves_mid_stream_frees_its_stream() -> None:
                 received += sock.recv(65536)
             assert state.pacer.streams == 1
         # The pacer sees the closed connection at the stream's next deadline (20 ms).
-        deadline = time.monotonic() + 5
-        while state.pacer.streams and time.monotonic() < deadline:
-            time.sleep(0.005)
+        assert ended.wait(timeout=5)
+        assert outcomes == [False]  # ended by the client leaving, not by the last event
         assert state.pacer.streams == 0
         assert state.pacer.lateness().events < len(frames)
 
