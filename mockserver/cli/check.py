@@ -100,10 +100,7 @@ def run_check(args: argparse.Namespace) -> int:
         print(f"tapedeck check: {exc}", file=sys.stderr)
         return 2
     report = report.strict() if args.strict else report
-    print(report.table())
-    if args.junit:
-        Path(args.junit).write_text(report.junit(), encoding="utf-8")
-        print(f"JUnit XML written to {args.junit}")
+    _publish(report.table(), report.junit(), args.junit)
     return report.exit_code
 
 
@@ -137,11 +134,16 @@ def run_load_check(args: argparse.Namespace) -> int:
         print(f"tapedeck check: {exc}", file=sys.stderr)
         return 2
     report = report.as_strict() if args.strict else report
-    print(report.table())
-    if args.junit:
-        Path(args.junit).write_text(report.junit(), encoding="utf-8")
-        print(f"JUnit XML written to {args.junit}")
+    _publish(report.table(), report.junit(), args.junit)
     if args.plot:
         write_plot(report, Path(args.plot))
         print(f"Plot written to {args.plot}")
     return report.exit_code
+
+
+def _publish(table: str, junit_xml: str, junit: str | None) -> None:
+    """The report on stdout, and as JUnit XML in ``junit`` when asked."""
+    print(table)
+    if junit:
+        Path(junit).write_text(junit_xml, encoding="utf-8")
+        print(f"JUnit XML written to {junit}")
