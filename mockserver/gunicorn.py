@@ -39,7 +39,8 @@ async def app() -> GuardedRunner:
     paths = [Path(part) for part in given.split(os.pathsep) if part] or [bundled_cassettes()]
     synthesize = os.environ.get(SYNTHESIZE, "").lower() in ("1", "true", "yes")
     limits = ServerLimits()
-    # As ``tapedeck serve``: the last match answers again (a worker cannot promise "once").
-    player = Player(Library.from_paths(paths), allow_repeats=True, synthesize=synthesize)
+    # As ``tapedeck serve``: the last match answers again (a worker cannot promise "once"),
+    # and nothing is kept per request (a worker runs for days).
+    player = Player(Library.from_paths(paths), allow_repeats=True, synthesize=synthesize, log=0)
     state = ServerState(player)
     return GuardedRunner(make_app(state, server_limits=limits), limits)
